@@ -1,0 +1,751 @@
+//! Configuration: figment layers (TOML file, then `TIDEGATE_*` environment
+//! variables) parsed once into typed values. Everything downstream trusts
+//! these types; every invalid key is reported at start-up, all at once.
+
+mod raw;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use http::{HeaderName, Method, StatusCode};
+
+use crate::secret::Secret;
+use crate::subject::{Template, Var};
+use crate::verify::{Scheme, Secrets, Verifier};
+use raw::{RawConfig, RawRoute, RawSecretSource, RawVerifier, parse_duration, parse_size};
+
+/// Paths the ingress serves itself; routes may not use them.
+pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Top-level keys that `TIDEGATE_*` variables may set. Other `TIDEGATE_`
+/// variables (`TIDEGATE_CONFIG`, secrets such as `TIDEGATE_API_TOKEN`) are
+/// not configuration keys and are left alone.
+const ENV_KEYS: [&str; 7] = [
+    "listen",
+    "nats_url",
+    "public_url",
+    "nats",
+    "stream",
+    "http",
+    "log",
+];
+
+/// The whole ingress configuration, validated.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Base URL printed for routes (`http://<listen>` unless configured).
+    pub public_url: String,
+    pub nats: NatsConfig,
+    pub stream: StreamConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub routes: Vec<Arc<Route>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    pub url: String,
+    pub name: String,
+    pub connect_timeout: Duration,
+    /// Longest wait for a PubAck before the request answers 503.
+    pub publish_timeout: Duration,
+    /// `Retry-After` sent with a 503.
+    pub retry_after: Duration,
+    pub max_acks_in_flight: usize,
+    pub auth: NatsAuth,
+}
+
+#[derive(Debug, Clone)]
+pub enum NatsAuth {
+    None,
+    CredentialsFile(PathBuf),
+    Token(Secret),
+    UserPassword { user: String, password: Secret },
+}
+
+/// Settings applied to the deliveries stream at start-up.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub replicas: usize,
+    pub max_age: Duration,
+    /// `None`: unlimited.
+    pub max_bytes: Option<u64>,
+    pub duplicate_window: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// A client must send its request head within this time.
+    pub header_read_timeout: Duration,
+    /// A client must send its whole body within this time (else 408).
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// One configured webhook endpoint.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    /// axum path syntax: `/api/webhook/{agentId}`.
+    pub path: String,
+    pub methods: Vec<Method>,
+    pub mode: Mode,
+    /// Rendered under `tidegate.in.` (async) or `tidegate.sync.` (sync).
+    pub subject: Template,
+    /// Source name; the route name when not configured.
+    pub source: Template,
+    pub agent: Option<Template>,
+    pub delivery_id: DeliveryIdSource,
+    pub event: Option<ValueSource>,
+    /// Events acted on; others are stored as ignored and answered 200.
+    /// `None` accepts every event.
+    pub events: Option<HashSet<String>>,
+    pub normalize: Option<Normalize>,
+    pub body_limit: u64,
+    /// Accepted media types (essence, lower case); `None` accepts any.
+    pub content_types: Option<Vec<String>>,
+    pub enabled: bool,
+    /// Reply timeout of a sync route (then 504).
+    pub timeout: Duration,
+    /// Headers never copied into the envelope (credentials).
+    pub drop_headers: HashSet<HeaderName>,
+    pub verifier: Verifier,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Publish to JetStream; answer after the PubAck.
+    Async,
+    /// NATS request/reply; the worker's reply is the response.
+    Sync,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryIdSource {
+    /// `<X-GitHub-Hook-ID>_<X-GitHub-Delivery>`.
+    Github,
+    /// A provider header such as `webhook-id`.
+    Header(HeaderName),
+    /// A generated UUIDv7: no de-duplication.
+    Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    Header(HeaderName),
+    Query(String),
+    Param(String),
+    Fixed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalize {
+    Github,
+}
+
+/// Every problem found in a configuration, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// Headers that carry credentials in some scheme; never stored.
+const CREDENTIAL_HEADERS: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-webhook-secret",
+    "x-gitlab-token",
+    "x-api-key",
+    "x-auth-token",
+];
+
+impl Config {
+    /// Figment layers for a file (optional) and the environment.
+    pub fn figment(file: Option<&Path>) -> Figment {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed("TIDEGATE_").split("__").filter(|key| {
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+        }))
+    }
+
+    /// Parses and validates. `env` is the process environment (secrets named
+    /// by `env = ...` and `secret_env` templates are looked up there).
+    pub fn load(figment: &Figment, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut problems = Vec::new();
+        let value: figment::value::Value = figment.extract().map_err(|error| ConfigError {
+            problems: error.into_iter().map(|error| error.to_string()).collect(),
+        })?;
+        let raw: RawConfig = serde_ignored::deserialize(&value, |path| {
+            problems.push(format!("{path}: unknown key"));
+        })
+        .map_err(|error| ConfigError {
+            problems: vec![error.to_string()],
+        })?;
+        let config = compile(raw, env, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Parses a TOML string (tests and examples).
+    pub fn from_toml(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        Config::load(&Figment::from(Toml::string(text)), env)
+    }
+}
+
+/// Collects problems as it goes and returns a config that is only used when
+/// none were found.
+fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<String>) -> Config {
+    let listen = ok(
+        problems,
+        "listen",
+        raw.listen
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("`{}` is not an address such as 127.0.0.1:8080", raw.listen)),
+    );
+    let duration = |problems: &mut Vec<String>, key: &str, text: &str| {
+        ok(problems, key, parse_duration(text)).unwrap_or_default()
+    };
+    let nats = NatsConfig {
+        url: raw.nats_url.clone(),
+        name: raw.nats.name.clone(),
+        connect_timeout: duration(problems, "nats.connect_timeout", &raw.nats.connect_timeout),
+        publish_timeout: duration(problems, "nats.publish_timeout", &raw.nats.publish_timeout),
+        retry_after: duration(problems, "nats.retry_after", &raw.nats.retry_after),
+        max_acks_in_flight: raw.nats.max_acks_in_flight.max(1),
+        auth: NatsAuth::None,
+    };
+    let stream = StreamConfig {
+        replicas: raw.stream.replicas,
+        max_age: duration(problems, "stream.max_age", &raw.stream.max_age),
+        max_bytes: ok(
+            problems,
+            "stream.max_bytes",
+            parse_size(&raw.stream.max_bytes),
+        )
+        .flatten(),
+        duplicate_window: duration(
+            problems,
+            "stream.duplicate_window",
+            &raw.stream.duplicate_window,
+        ),
+    };
+    let http = HttpConfig {
+        header_read_timeout: duration(
+            problems,
+            "http.header_read_timeout",
+            &raw.http.header_read_timeout,
+        ),
+        body_timeout: duration(problems, "http.body_timeout", &raw.http.body_timeout),
+        max_connections: raw.http.max_connections.max(1),
+        shutdown_grace: duration(problems, "http.shutdown_grace", &raw.http.shutdown_grace),
+    };
+    let default_body_limit = ok(
+        problems,
+        "http.body_limit",
+        parse_size(&raw.http.body_limit),
+    )
+    .flatten()
+    .unwrap_or(1 << 20);
+    let format = match raw.log.format.as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            problems.push(format!("log.format: `{other}` is not text or json"));
+            LogFormat::Text
+        }
+    };
+    if !(raw.nats_url.starts_with("nats://")
+        || raw.nats_url.starts_with("tls://")
+        || raw.nats_url.contains(':'))
+    {
+        problems.push(format!("nats_url: `{}` is not a NATS URL", raw.nats_url));
+    }
+    if raw.stream.replicas == 0 || raw.stream.replicas > 5 {
+        problems.push("stream.replicas: must be between 1 and 5".into());
+    }
+    let auth = nats_auth(&raw, env, problems);
+    let public_url = raw
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", raw.listen))
+        .trim_end_matches('/')
+        .to_owned();
+
+    let mut names = HashSet::new();
+    let mut paths = HashSet::new();
+    let mut routes = Vec::new();
+    for (index, route) in raw.routes.into_iter().enumerate() {
+        let key = format!("routes[{index}] ({})", route.name);
+        if !names.insert(route.name.clone()) {
+            problems.push(format!("{key}.name: another route has this name"));
+        }
+        if !paths.insert(route.path.clone()) {
+            problems.push(format!("{key}.path: another route has this path"));
+        }
+        if let Some(route) = compile_route(&key, route, default_body_limit, env, problems) {
+            routes.push(Arc::new(route));
+        }
+    }
+
+    Config {
+        listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        public_url,
+        nats: NatsConfig { auth, ..nats },
+        stream,
+        http,
+        log: LogConfig { format },
+        routes,
+    }
+}
+
+/// Records a problem for `key` and returns `None`, or passes the value on.
+fn ok<T>(problems: &mut Vec<String>, key: &str, result: Result<T, String>) -> Option<T> {
+    result
+        .map_err(|why| problems.push(format!("{key}: {why}")))
+        .ok()
+}
+
+fn nats_auth(
+    raw: &RawConfig,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<String>,
+) -> NatsAuth {
+    let nats = &raw.nats;
+    match (
+        &nats.credentials_file,
+        &nats.token,
+        &nats.user,
+        &nats.password,
+    ) {
+        (None, None, None, None) => NatsAuth::None,
+        (Some(file), None, None, None) => NatsAuth::CredentialsFile(PathBuf::from(file)),
+        (None, Some(token), None, None) => resolve_secret("nats.token", token, env, problems)
+            .map(NatsAuth::Token)
+            .unwrap_or(NatsAuth::None),
+        (None, None, Some(user), Some(password)) => {
+            resolve_secret("nats.password", password, env, problems)
+                .map(|password| NatsAuth::UserPassword {
+                    user: user.clone(),
+                    password,
+                })
+                .unwrap_or(NatsAuth::None)
+        }
+        _ => {
+            problems.push("nats: set one of credentials_file, token, or user with password".into());
+            NatsAuth::None
+        }
+    }
+}
+
+fn compile_route(
+    key: &str,
+    raw: RawRoute,
+    default_body_limit: u64,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<String>,
+) -> Option<Route> {
+    let before = problems.len();
+    let mut problem = |field: &str, why: String| problems.push(format!("{key}.{field}: {why}"));
+
+    if let Err(why) = crate::subject::check_token(&raw.name) {
+        problem("name", format!("`{}` {why}", raw.name));
+    }
+    let params = path_params(&raw.path).unwrap_or_else(|why| {
+        problem("path", why);
+        Vec::new()
+    });
+    if RESERVED_PATHS.contains(&raw.path.as_str()) {
+        problem(
+            "path",
+            format!("`{}` is served by the ingress itself", raw.path),
+        );
+    }
+    let mut methods = Vec::new();
+    for method in &raw.methods {
+        match Method::from_bytes(method.to_ascii_uppercase().as_bytes()) {
+            Ok(method) => methods.push(method),
+            Err(_) => problem("methods", format!("`{method}` is not an HTTP method")),
+        }
+    }
+    if methods.is_empty() {
+        problem("methods", "name at least one method".into());
+    }
+    let mode = match raw.mode.as_deref() {
+        None | Some("async") => Mode::Async,
+        Some("sync") => Mode::Sync,
+        Some(other) => {
+            problem("mode", format!("`{other}` is not async or sync"));
+            Mode::Async
+        }
+    };
+    let event = raw
+        .event
+        .as_deref()
+        .map(parse_value_source)
+        .transpose()
+        .unwrap_or_else(|why| {
+            problem("event", why);
+            None
+        });
+    let normalize = match raw.normalize.as_deref() {
+        None => None,
+        Some("github") => Some(Normalize::Github),
+        Some(other) => {
+            problem(
+                "normalize",
+                format!("`{other}` is not a known normalization (github)"),
+            );
+            None
+        }
+    };
+    let has_event = event.is_some() || normalize == Some(Normalize::Github);
+    let mut template = |field: &str, text: &str| -> Option<Template> {
+        compile_template(text, &params, has_event)
+            .map_err(|why| problem(field, why))
+            .ok()
+    };
+    let subject = template("subject", &raw.subject);
+    let source = template("source", raw.source.as_deref().unwrap_or(&raw.name));
+    let agent = raw
+        .agent
+        .as_deref()
+        .and_then(|text| template("agent", text));
+    if let Some(subject) = &subject
+        && let Err(why) = subject.check_subject_shape()
+    {
+        problem("subject", why);
+    }
+    let delivery_id = match raw.delivery_id.as_deref() {
+        None if normalize == Some(Normalize::Github) => DeliveryIdSource::Github,
+        None | Some("uuid") => DeliveryIdSource::Uuid,
+        Some("github") => DeliveryIdSource::Github,
+        Some(other) => match other.strip_prefix("header:").map(HeaderName::try_from) {
+            Some(Ok(header)) => DeliveryIdSource::Header(header),
+            _ => {
+                problem(
+                    "delivery_id",
+                    format!("`{other}` is not github, uuid or header:<name>"),
+                );
+                DeliveryIdSource::Uuid
+            }
+        },
+    };
+    let body_limit = match raw.body_limit.as_deref().map(parse_size) {
+        None => default_body_limit,
+        Some(Ok(Some(limit))) => limit,
+        Some(Ok(None)) => {
+            problem("body_limit", "must be a finite size".into());
+            0
+        }
+        Some(Err(why)) => {
+            problem("body_limit", why);
+            0
+        }
+    };
+    let timeout = raw
+        .timeout
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .unwrap_or_else(|why| {
+            problem("timeout", why);
+            None
+        })
+        .unwrap_or(Duration::from_secs(30));
+    let mut drop_headers: HashSet<HeaderName> = CREDENTIAL_HEADERS
+        .iter()
+        .map(|name| HeaderName::from_static(name))
+        .collect();
+    for name in &raw.drop_headers {
+        match HeaderName::try_from(name.as_str()) {
+            Ok(header) => {
+                drop_headers.insert(header);
+            }
+            Err(_) => problem("drop_headers", format!("`{name}` is not a header name")),
+        }
+    }
+    let verifier = match raw.verifier {
+        None => {
+            problem(
+                "verifier",
+                "every route names a verifier; write kind = \"none\" for an open route".into(),
+            );
+            None
+        }
+        Some(verifier) => {
+            compile_verifier(&format!("{key}.verifier"), verifier, &params, env, problems)
+        }
+    };
+    if let Some(verifier) = &verifier
+        && let Some(header) = verifier.scheme.credential_header()
+    {
+        drop_headers.insert(header.clone());
+    }
+    let content_types = raw.content_types.map(|types| {
+        types
+            .iter()
+            .map(|media| media.trim().to_ascii_lowercase())
+            .collect()
+    });
+
+    if problems.len() > before {
+        return None;
+    }
+    Some(Route {
+        name: raw.name,
+        path: raw.path,
+        methods,
+        mode,
+        subject: subject?,
+        source: source?,
+        agent,
+        delivery_id,
+        event,
+        events: raw.events.map(|events| events.into_iter().collect()),
+        normalize,
+        body_limit,
+        content_types,
+        enabled: raw.enabled,
+        timeout,
+        drop_headers,
+        verifier: verifier?,
+    })
+}
+
+fn compile_verifier(
+    key: &str,
+    raw: RawVerifier,
+    params: &[String],
+    env: &HashMap<String, String>,
+    problems: &mut Vec<String>,
+) -> Option<Verifier> {
+    let before = problems.len();
+    let scheme = match raw.kind.as_str() {
+        "none" => Scheme::None,
+        "github" => Scheme::Github,
+        "bearer" => Scheme::Bearer,
+        "shared_secret" => {
+            let header = raw.header.as_deref().unwrap_or("x-webhook-secret");
+            match HeaderName::try_from(header) {
+                Ok(header) => Scheme::SharedSecret { header },
+                Err(_) => {
+                    problems.push(format!("{key}.header: `{header}` is not a header name"));
+                    Scheme::None
+                }
+            }
+        }
+        other => {
+            problems.push(format!(
+                "{key}.kind: `{other}` is not one of none, github, shared_secret, bearer"
+            ));
+            Scheme::None
+        }
+    };
+    let open_when_unset = match raw.if_unset.as_deref() {
+        None | Some("reject") => false,
+        Some("open") => true,
+        Some(other) => {
+            problems.push(format!("{key}.if_unset: `{other}` is not reject or open"));
+            false
+        }
+    };
+    let invalid_status = match raw.invalid_status {
+        None | Some(403) => StatusCode::FORBIDDEN,
+        Some(401) => StatusCode::UNAUTHORIZED,
+        Some(other) => {
+            problems.push(format!("{key}.invalid_status: {other} is not 401 or 403"));
+            StatusCode::FORBIDDEN
+        }
+    };
+    let secrets = match (&raw.secret_env, raw.secrets.is_empty()) {
+        (Some(_), false) => {
+            problems.push(format!("{key}: set secrets or secret_env, not both"));
+            Secrets::Fixed(Vec::new())
+        }
+        (Some(template), true) => match Template::parse(template) {
+            Ok(env_name) => {
+                for var in env_name.vars() {
+                    if let Var::Param(name) = var
+                        && !params.contains(name)
+                    {
+                        problems.push(format!(
+                            "{key}.secret_env: uses {var}, which the path does not have"
+                        ));
+                    }
+                }
+                let known = env_secrets_for(template, env);
+                Secrets::PerRequest { env_name, known }
+            }
+            Err(why) => {
+                problems.push(format!("{key}.secret_env: {why}"));
+                Secrets::Fixed(Vec::new())
+            }
+        },
+        (None, _) => Secrets::Fixed(
+            raw.secrets
+                .iter()
+                .enumerate()
+                .filter_map(|(index, source)| {
+                    resolve_secret(&format!("{key}.secrets[{index}]"), source, env, problems)
+                })
+                .collect(),
+        ),
+    };
+    if scheme == Scheme::None && !matches!(&secrets, Secrets::Fixed(list) if list.is_empty()) {
+        problems.push(format!("{key}: kind none takes no secrets"));
+    }
+    if scheme != Scheme::None
+        && !open_when_unset
+        && matches!(&secrets, Secrets::Fixed(list) if list.is_empty())
+        && problems.len() == before
+    {
+        problems.push(format!(
+            "{key}.secrets: no secret is set; configure one, or write if_unset = \"open\" to accept unsigned requests"
+        ));
+    }
+    (problems.len() == before).then_some(Verifier {
+        scheme,
+        secrets,
+        open_when_unset,
+        invalid_status,
+    })
+}
+
+/// Secrets named by an environment variable, a file, or (tests) a value.
+/// An unset or empty variable resolves to nothing without a problem: the
+/// verifier decides whether that is allowed.
+fn resolve_secret(
+    key: &str,
+    source: &RawSecretSource,
+    env: &HashMap<String, String>,
+    problems: &mut Vec<String>,
+) -> Option<Secret> {
+    match (&source.env, &source.file, &source.value) {
+        (Some(name), None, None) => env.get(name).and_then(|value| Secret::new(value.as_str())),
+        (None, Some(file), None) => match std::fs::read(file) {
+            Ok(mut bytes) => {
+                // Secret files usually end with a newline that is not part
+                // of the secret.
+                while bytes.last().is_some_and(|byte| byte.is_ascii_whitespace()) {
+                    bytes.pop();
+                }
+                let secret = Secret::new(bytes);
+                if secret.is_none() {
+                    problems.push(format!("{key}.file: `{file}` is empty"));
+                }
+                secret
+            }
+            Err(error) => {
+                problems.push(format!("{key}.file: cannot read `{file}`: {error}"));
+                None
+            }
+        },
+        (None, None, Some(value)) => {
+            let secret = Secret::new(value.as_str());
+            if secret.is_none() {
+                problems.push(format!("{key}.value: is empty"));
+            }
+            secret
+        }
+        _ => {
+            problems.push(format!("{key}: set exactly one of env, file or value"));
+            None
+        }
+    }
+}
+
+/// Every environment variable a `secret_env` template could name, read
+/// once: the variables starting with the template's literal prefix.
+fn env_secrets_for(text: &str, env: &HashMap<String, String>) -> HashMap<String, Secret> {
+    let prefix = text.split('{').next().unwrap_or_default();
+    env.iter()
+        .filter(|(name, _)| name.starts_with(prefix))
+        .filter_map(|(name, value)| Some((name.clone(), Secret::new(value.as_str())?)))
+        .collect()
+}
+
+/// `{name}` segments of an axum path; rejects malformed paths.
+fn path_params(path: &str) -> Result<Vec<String>, String> {
+    if !path.starts_with('/') {
+        return Err(format!("`{path}` must start with /"));
+    }
+    let mut params = Vec::new();
+    for segment in path.split('/').skip(1) {
+        if let Some(inner) = segment.strip_prefix('{') {
+            let name = inner
+                .strip_suffix('}')
+                .ok_or_else(|| format!("segment `{segment}` must be a whole {{param}}"))?;
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("`{{{name}}}` is not a valid parameter name"));
+            }
+            if params.iter().any(|param| param == name) {
+                return Err(format!("parameter `{name}` appears twice"));
+            }
+            params.push(name.to_owned());
+        } else if segment.contains(['{', '}', '*', ':']) {
+            return Err(format!("segment `{segment}` mixes text and parameters"));
+        }
+    }
+    Ok(params)
+}
+
+fn compile_template(text: &str, params: &[String], has_event: bool) -> Result<Template, String> {
+    let template = Template::parse(text)?;
+    for var in template.vars() {
+        let missing = match var {
+            Var::Param(name) => !params.contains(name),
+            Var::Event => !has_event,
+            Var::Query(_) | Var::Route => false,
+        };
+        if missing {
+            return Err(format!("uses {var}, which this route does not have"));
+        }
+    }
+    Ok(template)
+}
+
+fn parse_value_source(text: &str) -> Result<ValueSource, String> {
+    let (kind, value) = text.split_once(':').unwrap_or(("", text));
+    match kind {
+        "header" => HeaderName::try_from(value)
+            .map(ValueSource::Header)
+            .map_err(|_| format!("`{value}` is not a header name")),
+        "query" => Ok(ValueSource::Query(value.to_owned())),
+        "param" => Ok(ValueSource::Param(value.to_owned())),
+        "" => crate::subject::check_token(value)
+            .map(|()| ValueSource::Fixed(value.to_owned()))
+            .map_err(|why| format!("`{value}` {why}; or use header:, query: or param:")),
+        other => Err(format!("`{other}:` is not header:, query: or param:")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+fn example() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/examples/tidegate.toml"
+    );
+    std::fs::read_to_string(path).expect("example config is readable")
+}
+
+fn problems(text: &str, env_vars: &[(&str, &str)]) -> Vec<String> {
+    match Config::from_toml(text, &env(env_vars)) {
+        Ok(_) => Vec::new(),
+        Err(error) => error.problems,
+    }
+}
+
+#[test]
+fn the_example_config_loads() {
+    let config = Config::from_toml(
+        &example(),
+        &env(&[
+            ("GITHUB_WEBHOOK_SECRET", "s3cret"),
+            ("TIDEGATE_API_TOKEN", "t0ken"),
+        ]),
+    )
+    .expect("example is valid");
+    let names: Vec<&str> = config
+        .routes
+        .iter()
+        .map(|route| route.name.as_str())
+        .collect();
+    assert_eq!(names, ["github", "agent", "workflow", "plugin"]);
+    let github = &config.routes[0];
+    assert_eq!(github.delivery_id, DeliveryIdSource::Github);
+    assert_eq!(github.body_limit, 25 << 20);
+    assert_eq!(github.verifier.invalid_status, StatusCode::UNAUTHORIZED);
+    assert_eq!(config.routes[3].mode, Mode::Sync);
+    assert_eq!(config.stream.duplicate_window, Duration::from_secs(120));
+}
+
+#[test]
+fn a_missing_required_secret_fails_at_start_up() {
+    let found = problems(&example(), &[("TIDEGATE_API_TOKEN", "t0ken")]);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("routes[0] (github).verifier.secrets"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn every_bad_key_is_reported_at_once() {
+    let text = r#"
+        listen = "not an address"
+        surprise = 1
+        [stream]
+        max_age = "forever"
+        [http]
+        body_limit = "12 parsecs"
+        [[routes]]
+        name = "a.b"
+        path = "no-slash"
+        subject = "x.{missing}"
+        [routes.verifier]
+        kind = "magic"
+        [[routes]]
+        name = "open"
+        path = "/open"
+        subject = "open"
+    "#;
+    let found = problems(text, &[]);
+    let expected = [
+        "surprise: unknown key",
+        "listen:",
+        "stream.max_age:",
+        "http.body_limit:",
+        "routes[0] (a.b).name:",
+        "routes[0] (a.b).path:",
+        "routes[0] (a.b).subject:",
+        "routes[0] (a.b).verifier.kind:",
+        "routes[1] (open).verifier: every route names a verifier",
+    ];
+    for prefix in expected {
+        assert!(
+            found.iter().any(|problem| problem.starts_with(prefix)),
+            "no problem starting with {prefix:?} in {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn none_must_be_explicit_and_takes_no_secret() {
+    let route = |verifier: &str| {
+        format!(
+            "[[routes]]\nname = \"r\"\npath = \"/r\"\nsubject = \"r\"\n[routes.verifier]\n{verifier}\n"
+        )
+    };
+    assert!(problems(&route("kind = \"none\""), &[]).is_empty());
+    assert!(
+        !problems(
+            &route("kind = \"none\"\nsecrets = [{ value = \"x\" }]"),
+            &[]
+        )
+        .is_empty()
+    );
+    assert!(!problems(&route("kind = \"github\""), &[]).is_empty());
+    assert!(problems(&route("kind = \"github\"\nif_unset = \"open\""), &[]).is_empty());
+    assert!(
+        !problems(
+            &route("kind = \"github\"\nsecrets = [{ value = \"\" }]"),
+            &[]
+        )
+        .is_empty()
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let config = Config::from_toml(
+        &example(),
+        &env(&[
+            ("GITHUB_WEBHOOK_SECRET", "gh-super-secret-value"),
+            ("TIDEGATE_API_TOKEN", "api-super-secret-value"),
+            ("WEBHOOK_SECRET_flickclaw_putio", "agent-super-secret-value"),
+        ]),
+    )
+    .expect("valid");
+    let debug = format!("{config:?}");
+    assert!(
+        !debug.contains("super-secret"),
+        "secret leaked into Debug output"
+    );
+    assert!(debug.contains("Secret(***)"));
+}
+
+#[test]
+fn per_agent_secrets_are_read_from_the_environment() {
+    let config = Config::from_toml(
+        &example(),
+        &env(&[
+            ("GITHUB_WEBHOOK_SECRET", "s"),
+            ("TIDEGATE_API_TOKEN", "t"),
+            ("WEBHOOK_SECRET_flickclaw_putio", "abc123"),
+            ("UNRELATED", "x"),
+        ]),
+    )
+    .expect("valid");
+    let Secrets::PerRequest { known, .. } = &config.routes[1].verifier.secrets else {
+        panic!("agent route resolves secrets per request");
+    };
+    assert_eq!(known.len(), 1);
+    assert!(known.contains_key("WEBHOOK_SECRET_flickclaw_putio"));
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    use figment::Jail;
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "tidegate.toml",
+            "listen = \"127.0.0.1:1\"\nnats_url = \"nats://127.0.0.1:2\"",
+        )?;
+        jail.set_env("TIDEGATE_LISTEN", "127.0.0.1:9999");
+        jail.set_env("TIDEGATE_NATS_URL", "nats://10.0.0.1:4333");
+        jail.set_env("TIDEGATE_HTTP__MAX_CONNECTIONS", "7");
+        // Not configuration keys: must not be reported as unknown.
+        jail.set_env("TIDEGATE_API_TOKEN", "t");
+        jail.set_env("TIDEGATE_CONFIG", "tidegate.toml");
+        let figment = Config::figment(Some(Path::new("tidegate.toml")));
+        let config = Config::load(&figment, &HashMap::new()).map_err(|error| error.to_string())?;
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.nats.url, "nats://10.0.0.1:4333");
+        assert_eq!(config.http.max_connections, 7);
+        Ok(())
+    });
+}

@@ -1,0 +1,236 @@
+//! Builds a `schemas::Envelope` from a verified request: the delivery id,
+//! the event, the payload (JSON verbatim, anything else base64), the safe
+//! headers and, for GitHub routes, the normalized fields.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use http::{HeaderMap, Method, header};
+use schemas::{Envelope, GithubFields, PayloadEncoding};
+use serde_json::value::RawValue;
+
+use crate::config::{DeliveryIdSource, Normalize, Route, ValueSource};
+use crate::error::IngressError;
+use crate::normalize::github;
+
+/// Longest delivery id accepted from a provider header.
+const MAX_ID_LEN: usize = 200;
+
+/// Hop-by-hop and framing headers: meaningless once the request is stored.
+const FRAMING_HEADERS: [&str; 6] = [
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "content-length",
+];
+
+/// The parts of a request the envelope is made from.
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    pub route: &'a Route,
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub params: &'a [(String, String)],
+    pub query: &'a [(String, String)],
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    pub received_at: SystemTime,
+}
+
+/// The event named by the route's event source, if it has one.
+pub fn event(incoming: &Incoming<'_>) -> Result<Option<String>, IngressError> {
+    let route = incoming.route;
+    if route.normalize == Some(Normalize::Github) && route.event.is_none() {
+        let (_, event) = github::delivery_and_event(incoming.headers)
+            .map_err(|error| IngressError::BadRequest(error.to_string()))?;
+        return Ok(Some(event.to_owned()));
+    }
+    let Some(source) = &route.event else {
+        return Ok(None);
+    };
+    let pick = |pairs: &[(String, String)], name: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let value = match source {
+        ValueSource::Header(name) => incoming
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        ValueSource::Query(name) => pick(incoming.query, name),
+        ValueSource::Param(name) => pick(incoming.params, name),
+        ValueSource::Fixed(value) => Some(value.clone()),
+    };
+    Ok(value.filter(|value| !value.is_empty()))
+}
+
+/// The delivery id: the provider's where it has one, else a UUIDv7.
+pub fn delivery_id(route: &Route, headers: &HeaderMap) -> Result<String, IngressError> {
+    let id = match &route.delivery_id {
+        DeliveryIdSource::Uuid => return Ok(uuid::Uuid::now_v7().to_string()),
+        DeliveryIdSource::Github => {
+            let (delivery, _) = github::delivery_and_event(headers)
+                .map_err(|error| IngressError::BadRequest(error.to_string()))?;
+            // The GUID is shared by every hook subscribed to the event; the
+            // hook id keeps two hooks' deliveries apart.
+            match headers
+                .get(github::HOOK_ID_HEADER)
+                .and_then(|value| value.to_str().ok())
+            {
+                Some(hook) if !hook.is_empty() => format!("{hook}_{delivery}"),
+                _ => delivery.to_owned(),
+            }
+        }
+        DeliveryIdSource::Header(name) => headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| IngressError::BadRequest(format!("missing {name} header")))?
+            .to_owned(),
+    };
+    let valid = id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"_=.:@+-".contains(&byte));
+    if valid {
+        Ok(id)
+    } else {
+        Err(IngressError::BadRequest(
+            "delivery id must be at most 200 characters from A-Z a-z 0-9 _ = . : @ + -".into(),
+        ))
+    }
+}
+
+/// Media type essence, lower-cased: `application/json; charset=utf-8` →
+/// `application/json`.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    (!essence.is_empty()).then(|| essence.to_ascii_lowercase())
+}
+
+fn is_json(media_type: Option<&str>) -> bool {
+    media_type.is_some_and(|media| media == "application/json" || media.ends_with("+json"))
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// An envelope ready to publish, plus what the response and headers need.
+#[derive(Debug)]
+pub struct Built {
+    pub json: Vec<u8>,
+    pub github: Option<GithubFields>,
+}
+
+/// Serializes the envelope. The JSON payload is borrowed from the request
+/// and written as is; only other media types are encoded.
+pub fn build(
+    incoming: &Incoming<'_>,
+    id: &str,
+    event: Option<&str>,
+    source: String,
+    agent: Option<String>,
+    subject: &str,
+) -> Result<Built, IngressError> {
+    let media = media_type(incoming.headers);
+    let body = incoming.body;
+    let encoded;
+    let (encoding, payload): (PayloadEncoding, Option<&RawValue>) = if body.is_empty() {
+        (PayloadEncoding::Empty, None)
+    } else if is_json(media.as_deref()) {
+        let raw: &RawValue = serde_json::from_slice(body).map_err(|error| {
+            IngressError::BadRequest(format!("body is not valid JSON: {error}"))
+        })?;
+        if raw.get().len() == body.len() {
+            (PayloadEncoding::Json, Some(raw))
+        } else {
+            // Surrounding whitespace would be lost by embedding; keep the
+            // exact bytes instead.
+            encoded = base64_raw(body);
+            (PayloadEncoding::Base64, Some(&*encoded))
+        }
+    } else {
+        encoded = base64_raw(body);
+        (PayloadEncoding::Base64, Some(&*encoded))
+    };
+
+    let github = match incoming.route.normalize {
+        Some(Normalize::Github) => {
+            let form;
+            let json = if media.as_deref() == Some(FORM) {
+                form = github::form_payload(body)
+                    .map_err(|error| IngressError::BadRequest(error.to_string()))?;
+                &form[..]
+            } else {
+                body
+            };
+            Some(
+                github::normalize(incoming.headers, json)
+                    .map_err(|error| IngressError::BadRequest(error.to_string()))?,
+            )
+        }
+        None => None,
+    };
+
+    let envelope = Envelope {
+        version: schemas::envelope::VERSION,
+        id: id.to_owned(),
+        route: incoming.route.name.clone(),
+        source,
+        agent,
+        event: event.map(str::to_owned),
+        subject: subject.to_owned(),
+        received_at: humantime::format_rfc3339_millis(incoming.received_at).to_string(),
+        method: incoming.method.as_str().to_owned(),
+        path: incoming.path.to_owned(),
+        params: incoming.params.iter().cloned().collect(),
+        query: incoming.query.iter().cloned().collect(),
+        headers: safe_headers(incoming.route, incoming.headers),
+        content_type: incoming
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        payload_encoding: encoding,
+        payload,
+        payload_ref: None,
+        github,
+    };
+    let mut json = Vec::with_capacity(body.len() + body.len() / 3 + 1024);
+    serde_json::to_writer(&mut json, &envelope).map_err(|_| IngressError::Internal)?;
+    Ok(Built {
+        json,
+        github: envelope.github,
+    })
+}
+
+fn base64_raw(body: &[u8]) -> Box<RawValue> {
+    let text = base64::engine::general_purpose::STANDARD.encode(body);
+    serde_json::value::to_raw_value(&text).expect("a string always serializes")
+}
+
+/// Every header except credentials and framing; repeated headers joined
+/// with `, ` (RFC 9110 §5.3).
+fn safe_headers(route: &Route, headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut safe: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        if route.drop_headers.contains(name) || FRAMING_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes());
+        safe.entry(name.as_str().to_owned())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    safe
+}

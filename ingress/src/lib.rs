@@ -1,0 +1,122 @@
+//! tidegate's HTTP ingress: verify each webhook on its raw bytes, wrap it in
+//! an envelope, publish it to JetStream and answer only after the PubAck.
+//! `run` and `router` are the seams the binary and the tests use.
+
+pub mod broker;
+pub mod config;
+pub mod deliver;
+pub mod envelope;
+pub mod error;
+pub mod health;
+pub mod normalize;
+pub mod publish;
+pub mod secret;
+pub mod serve;
+pub mod subject;
+pub mod sync;
+pub mod telemetry;
+pub mod verify;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::{MethodFilter, MethodRouter, get};
+use http::HeaderValue;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::broker::Broker;
+use crate::config::{Config, HttpConfig, Route};
+use crate::error::IngressError;
+use crate::verify::{Scheme, Secrets};
+
+/// What every request handler shares. Holds no per-delivery state.
+#[derive(Debug)]
+pub struct AppState {
+    pub broker: Arc<Broker>,
+    pub http: HttpConfig,
+    pub metrics: PrometheusHandle,
+}
+
+/// Connects to NATS, keeps the stream present, and serves until `shutdown`
+/// is cancelled, then drains in-flight requests.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let broker = Broker::connect(&config.nats, &config.stream).await?;
+    let maintainer = tokio::spawn(broker.clone().maintain(shutdown.clone()));
+    warn_about_open_routes(&config.routes);
+    let state = Arc::new(AppState {
+        broker: broker.clone(),
+        http: config.http.clone(),
+        metrics: telemetry::metrics_handle(),
+    });
+    let app = router(state, &config.routes);
+    info!(address = %listener.local_addr()?, routes = config.routes.len(), "listening");
+    serve::serve(listener, app, &config.http, shutdown.clone()).await;
+    shutdown.cancel();
+    drop(maintainer.await);
+    // Requests are drained; make sure nothing is left in the client buffer.
+    if let Err(error) = broker.client.flush().await {
+        warn!(error = %error, "flushing the nats connection failed");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// One axum route per configured route, plus health and metrics.
+pub fn router(state: Arc<AppState>, routes: &[Arc<Route>]) -> Router {
+    let mut app = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics));
+    for route in routes {
+        let allow = route
+            .methods
+            .iter()
+            .map(|method| method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let allow = HeaderValue::from_str(&allow).expect("method names are valid header text");
+        let mut methods = MethodRouter::new().fallback(move || {
+            let allow = allow.clone();
+            async move { IngressError::MethodNotAllowed { allow } }
+        });
+        for method in &route.methods {
+            let filter = MethodFilter::try_from(method.clone())
+                .expect("config accepts only routable methods");
+            let (state, route) = (state.clone(), route.clone());
+            methods = methods.on(filter, move |request: Request| {
+                deliver::handle(state.clone(), route.clone(), request)
+            });
+        }
+        app = app.route(&route.path, methods);
+    }
+    app.fallback(|| async { IngressError::NotFound })
+        .with_state(state)
+}
+
+/// The assistant seed's documented behaviour: no secret, no verification,
+/// and a warning nobody can miss.
+fn warn_about_open_routes(routes: &[Arc<Route>]) {
+    for route in routes {
+        let verifier = &route.verifier;
+        let unsigned = match (&verifier.scheme, &verifier.secrets) {
+            (Scheme::None, _) => true,
+            (_, Secrets::Fixed(secrets)) => secrets.is_empty() && verifier.open_when_unset,
+            (_, Secrets::PerRequest { .. }) => false,
+        };
+        if unsigned {
+            warn!(
+                route = %route.name,
+                path = %route.path,
+                "ROUTE ACCEPTS UNSIGNED REQUESTS: no secret is configured; anyone who can reach it can publish"
+            );
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! `tidegate-ingress`: load the configuration, bind, and serve until SIGTERM
+//! or SIGINT, then drain.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use ingress::config::Config;
+use tokio_util::sync::CancellationToken;
+
+/// Verifies webhooks and publishes them to NATS JetStream.
+#[derive(Debug, Parser)]
+#[command(name = "tidegate-ingress", version)]
+struct Args {
+    /// TOML configuration file; `TIDEGATE_*` variables override it
+    /// (`TIDEGATE_NATS_URL`, `TIDEGATE_LISTEN`, `TIDEGATE_HTTP__BODY_LIMIT`, ...).
+    #[arg(long, env = "TIDEGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let config = Config::load(&Config::figment(args.config.as_deref()), &env)?;
+    ingress::telemetry::init_logging(&config.log);
+    if args.check {
+        tracing::info!(routes = config.routes.len(), "configuration is valid");
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    ingress::run(config, listener, shutdown).await
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
+}

@@ -1,0 +1,3 @@
+//! Provider-specific normalization of a verified delivery.
+
+pub mod github;

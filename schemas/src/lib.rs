@@ -1,0 +1,14 @@
+//! The wire contract between the ingress, the workers and anything else that
+//! reads the stream: envelope v1, stream and subject layout, header names.
+//! Depends only on serde so that every binary can share it cheaply.
+
+pub mod envelope;
+pub mod headers;
+pub mod streams;
+pub mod sync_reply;
+
+pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
+pub use sync_reply::SyncReply;
+
+#[cfg(test)]
+mod tests;

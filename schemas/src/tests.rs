@@ -1,0 +1,203 @@
+//! The contract holds: Rust types, JSON Schema files and example documents
+//! agree with each other.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::*;
+use crate::envelope::VERSION;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn validator() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(crate_dir().join("json/envelope.v1.schema.json"))
+        .expect("schema file is readable");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
+}
+
+fn examples() -> Vec<(PathBuf, String)> {
+    let dir = crate_dir().join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("examples folder exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .filter(|path| file_name(path).starts_with("envelope."))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 4,
+        "expected the envelope examples, found {files:?}"
+    );
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("example is readable");
+            (path, text)
+        })
+        .collect()
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or("")
+}
+
+fn assert_valid(validator: &jsonschema::Validator, document: &Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(document)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match the schema: {errors:#?}"
+    );
+}
+
+#[test]
+fn every_example_matches_the_schema_and_the_types() {
+    let validator = validator();
+    for (path, text) in examples() {
+        let what = file_name(&path).to_owned();
+        let document: Value = serde_json::from_str(&text).expect("example is JSON");
+        assert_valid(&validator, &document, &what);
+
+        let envelope: Envelope = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("{what} does not deserialize: {error}"));
+        let back = serde_json::to_value(&envelope).expect("envelope serializes");
+        assert_eq!(
+            back, document,
+            "{what} changes in a round trip through the types"
+        );
+    }
+}
+
+fn sample(encoding: PayloadEncoding, payload: Option<&RawValue>) -> Envelope<&RawValue> {
+    Envelope {
+        version: VERSION,
+        id: "42_3f1a".into(),
+        route: "github".into(),
+        source: "github".into(),
+        agent: None,
+        event: Some("push".into()),
+        subject: "tidegate.in.github.push".into(),
+        received_at: "2026-11-23T18:20:01.123Z".into(),
+        method: "POST".into(),
+        path: "/v1/webhooks/connectors/github".into(),
+        params: Default::default(),
+        query: Default::default(),
+        headers: [("x-github-event".to_owned(), "push".to_owned())].into(),
+        content_type: Some("application/json".into()),
+        payload_encoding: encoding,
+        payload,
+        payload_ref: (encoding == PayloadEncoding::Object).then(|| PayloadRef {
+            bucket: "TIDEGATE_PAYLOADS".into(),
+            name: "42_3f1a".into(),
+            size: 5,
+            sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".into(),
+        }),
+        github: Some(GithubFields {
+            delivery_id: "3f1a".into(),
+            hook_id: Some("42".into()),
+            event: "push".into(),
+            installation_id: Some(1),
+            repository_id: Some(2),
+            repository_full_name: Some("octo/repo".into()),
+            git_ref: Some("refs/heads/main".into()),
+            head_sha: Some("6113728f27ae82c7b1a177c8d03f9e96e0adf246".into()),
+        }),
+    }
+}
+
+#[test]
+fn every_encoding_written_by_the_types_matches_the_schema() {
+    let validator = validator();
+    let json = RawValue::from_string(r#"{"a": [1, 2.50, "x"]}"#.into()).expect("valid JSON");
+    let base64 = RawValue::from_string(r#""aGVsbG8=""#.into()).expect("valid JSON");
+    let cases = [
+        (PayloadEncoding::Json, Some(&*json)),
+        (PayloadEncoding::Base64, Some(&*base64)),
+        (PayloadEncoding::Empty, None),
+        (PayloadEncoding::Object, None),
+    ];
+    for (encoding, payload) in cases {
+        let document = serde_json::to_value(sample(encoding, payload)).expect("serializes");
+        assert_valid(&validator, &document, &format!("{encoding:?} envelope"));
+    }
+}
+
+#[test]
+fn json_payload_is_embedded_byte_for_byte() {
+    let body = r#"{"z":1,  "a" : [ 1.0, 1e3 ,"\u00e9"] }"#;
+    let payload: &RawValue = serde_json::from_str(body).expect("valid JSON");
+    let text = serde_json::to_string(&sample(PayloadEncoding::Json, Some(payload))).expect("ser");
+    assert!(text.contains(body), "payload was re-serialized: {text}");
+
+    let read: Envelope = serde_json::from_str(&text).expect("reads back");
+    assert_eq!(read.payload.expect("payload present").get(), body);
+}
+
+#[test]
+fn schema_rejects_what_the_contract_forbids() {
+    let validator = validator();
+    let good = serde_json::to_value(sample(PayloadEncoding::Empty, None)).expect("serializes");
+    let mut cases: Vec<(&str, Value)> = Vec::new();
+
+    let mut unknown = good.clone();
+    unknown["surprise"] = Value::Bool(true);
+    cases.push(("unknown field", unknown));
+
+    let mut version = good.clone();
+    version["version"] = Value::from(2);
+    cases.push(("other version", version));
+
+    let mut json_without_payload = good.clone();
+    json_without_payload["payload_encoding"] = Value::from("json");
+    cases.push(("json encoding without payload", json_without_payload));
+
+    let mut object_without_ref = good.clone();
+    object_without_ref["payload_encoding"] = Value::from("object");
+    cases.push(("object encoding without reference", object_without_ref));
+
+    let mut bad_id = good.clone();
+    bad_id["id"] = Value::from("a b");
+    cases.push(("id with a space", bad_id));
+
+    for (what, document) in cases {
+        assert!(!validator.is_valid(&document), "schema accepted {what}");
+    }
+    assert!(validator.is_valid(&good));
+}
+
+#[test]
+fn sync_reply_examples_match_the_schema_and_the_type() {
+    let text = std::fs::read_to_string(crate_dir().join("json/sync-reply.v1.schema.json"))
+        .expect("schema file is readable");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let dir = crate_dir().join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("examples folder") {
+        let path = entry.expect("entry").path();
+        if !file_name(&path).starts_with("sync-reply.") {
+            continue;
+        }
+        seen += 1;
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let document: Value = serde_json::from_str(&text).expect("JSON");
+        assert_valid(&validator, &document, file_name(&path));
+        let reply: SyncReply = serde_json::from_str(&text).expect("deserializes");
+        assert_eq!(serde_json::to_value(&reply).expect("serializes"), document);
+    }
+    assert_eq!(seen, 2, "both sync reply examples were checked");
+    assert!(!validator.is_valid(&serde_json::json!({ "status": 99 })));
+    assert!(!validator.is_valid(&serde_json::json!({ "body": {} })));
+}
