@@ -25,8 +25,17 @@ impl NatsServer {
         NatsServer::start_with_config("").await
     }
 
+    /// Starts a server on a given port (one a test reserved earlier).
+    pub async fn start_on_port(port: u16) -> NatsServer {
+        NatsServer::launch(port, "").await
+    }
+
     /// Starts a server with extra configuration text (e.g. `max_payload: 1MB`).
     pub async fn start_with_config(extra: &str) -> NatsServer {
+        NatsServer::launch(free_port(), extra).await
+    }
+
+    async fn launch(port: u16, extra: &str) -> NatsServer {
         let store = tempfile::tempdir().expect("creating a temp store dir");
         let config_file = (!extra.is_empty()).then(|| {
             let path = store.path().join("extra.conf");
@@ -35,7 +44,7 @@ impl NatsServer {
         });
         let mut server = NatsServer {
             child: None,
-            port: free_port(),
+            port,
             store,
             config_file,
         };
@@ -87,7 +96,7 @@ impl NatsServer {
             .arg(self.store.path().join("jetstream"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(if std::env::var_os("NATS_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
         if let Some(config) = &self.config_file {
             command.arg("-c").arg(config);
         }
@@ -108,11 +117,12 @@ impl NatsServer {
                 let url = url.clone();
                 async move {
                     let client = async_nats::connect(&url).await.ok()?;
-                    jetstream::new(client)
-                        .query_account()
-                        .await
-                        .ok()
-                        .map(|_| ())
+                    // `query_account` cannot parse 2.9's answer; the raw API
+                    // request is enough to know JetStream is up.
+                    let info = client.request("$JS.API.INFO", "".into()).await.ok()?;
+                    let text = String::from_utf8_lossy(&info.payload);
+                    (text.contains("account_info_response") && !text.contains("\"error\""))
+                        .then_some(())
                 }
             },
         )

@@ -1,1 +1,38 @@
-//! The integration suite: one module per feature.
+//! The integration suite: one module per feature, each test with its own
+//! nats-server and ingress.
+
+mod agent_inbox;
+mod broker_down;
+mod github;
+mod http_edges;
+mod secrets;
+mod sync_callback;
+
+use serde_json::Value;
+
+/// The openwork route from the example config, with a literal secret.
+pub(crate) const GITHUB_ROUTE: &str = r#"
+[[routes]]
+name = "github"
+path = "/v1/webhooks/connectors/github"
+subject = "github.{event}"
+normalize = "github"
+events = ["push", "installation", "installation_repositories", "repository"]
+body_limit = "64KiB"
+content_types = ["application/json", "application/x-www-form-urlencoded"]
+[routes.verifier]
+kind = "github"
+secrets = [{ env = "GITHUB_WEBHOOK_SECRET" }]
+invalid_status = 401
+"#;
+
+pub(crate) const GITHUB_SECRET: &str = "gh-test-secret-2f9c";
+
+/// Parses a stored envelope.
+pub(crate) fn envelope(payload: &[u8]) -> schemas::Envelope {
+    serde_json::from_slice(payload).expect("stored message is an envelope v1")
+}
+
+pub(crate) async fn json(response: reqwest::Response) -> Value {
+    response.json().await.expect("response body is JSON")
+}
