@@ -16,7 +16,9 @@ use http::{HeaderName, Method, StatusCode};
 
 use crate::secret::Secret;
 use crate::subject::{Template, Var};
-use crate::verify::{Scheme, Secrets, Verifier};
+use crate::verify::{
+    DEFAULT_TOLERANCE, Scheme, Secrets, Verifier, decode_standard_webhooks_secret,
+};
 use raw::{RawConfig, RawRoute, RawSecretSource, RawVerifier, parse_duration, parse_size};
 
 /// Paths the ingress serves itself; routes may not use them.
@@ -139,12 +141,21 @@ pub enum Mode {
     Sync,
 }
 
+/// Where a delivery's id (its `Nats-Msg-Id` dedupe key) comes from. Routes
+/// that set no `delivery_id` get the one their provider implies: see
+/// `default_delivery_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryIdSource {
     /// `<X-GitHub-Hook-ID>_<X-GitHub-Delivery>`.
     Github,
-    /// A provider header such as `webhook-id`.
+    /// A provider header such as `X-Shopify-Webhook-Id`.
     Header(HeaderName),
+    /// The first of these headers that is present (`webhook-id`, else
+    /// `svix-id`).
+    FirstHeader(Vec<HeaderName>),
+    /// A top-level string field of the JSON body (Stripe's event `id`),
+    /// read only after verification.
+    JsonField(String),
     /// A generated UUIDv7: no de-duplication.
     Uuid,
 }
@@ -445,14 +456,19 @@ fn compile_route(
     }
     let delivery_id = match raw.delivery_id.as_deref() {
         None if normalize == Some(Normalize::Github) => DeliveryIdSource::Github,
-        None | Some("uuid") => DeliveryIdSource::Uuid,
+        None => default_delivery_id(raw.verifier.as_ref().map(|verifier| verifier.kind.as_str())),
+        Some("uuid") => DeliveryIdSource::Uuid,
         Some("github") => DeliveryIdSource::Github,
-        Some(other) => match other.strip_prefix("header:").map(HeaderName::try_from) {
-            Some(Ok(header)) => DeliveryIdSource::Header(header),
+        Some(other) => match (
+            other.strip_prefix("header:").map(HeaderName::try_from),
+            other.strip_prefix("json:"),
+        ) {
+            (Some(Ok(header)), _) => DeliveryIdSource::Header(header),
+            (_, Some(field)) if !field.is_empty() => DeliveryIdSource::JsonField(field.to_owned()),
             _ => {
                 problem(
                     "delivery_id",
-                    format!("`{other}` is not github, uuid or header:<name>"),
+                    format!("`{other}` is not github, uuid, header:<name> or json:<field>"),
                 );
                 DeliveryIdSource::Uuid
             }
@@ -540,6 +556,28 @@ fn compile_route(
     })
 }
 
+/// The delivery id a provider implies when a route sets none. Slack sends
+/// no id with slash commands or interactions (Events API routes can set
+/// `json:event_id`), and GitLab's `Idempotency-Key` is missing before 17.4
+/// (routes on newer servers can set `header:idempotency-key`); both
+/// default to a UUID, like GitHub-style signing without `normalize`.
+fn default_delivery_id(verifier_kind: Option<&str>) -> DeliveryIdSource {
+    match verifier_kind {
+        Some("standard_webhooks") => DeliveryIdSource::FirstHeader(vec![
+            HeaderName::from_static("webhook-id"),
+            HeaderName::from_static("svix-id"),
+        ]),
+        Some("stripe") => DeliveryIdSource::JsonField("id".into()),
+        Some("shopify") => {
+            DeliveryIdSource::Header(HeaderName::from_static("x-shopify-webhook-id"))
+        }
+        _ => DeliveryIdSource::Uuid,
+    }
+}
+
+const VERIFIER_KINDS: &str =
+    "none, github, standard_webhooks, stripe, slack, shopify, gitlab, shared_secret, bearer";
+
 fn compile_verifier(
     key: &str,
     raw: RawVerifier,
@@ -548,9 +586,28 @@ fn compile_verifier(
     problems: &mut Vec<String>,
 ) -> Option<Verifier> {
     let before = problems.len();
+    let tolerance = match raw.tolerance.as_deref().map(parse_duration) {
+        None => DEFAULT_TOLERANCE,
+        Some(Ok(tolerance)) if tolerance >= Duration::from_secs(1) => tolerance,
+        Some(Ok(_)) => {
+            problems.push(format!("{key}.tolerance: must be at least 1s"));
+            DEFAULT_TOLERANCE
+        }
+        Some(Err(why)) => {
+            problems.push(format!("{key}.tolerance: {why}"));
+            DEFAULT_TOLERANCE
+        }
+    };
     let scheme = match raw.kind.as_str() {
         "none" => Scheme::None,
-        "github" => Scheme::Github,
+        "github" => Scheme::Github {
+            allow_sha1: raw.allow_sha1.unwrap_or(false),
+        },
+        "standard_webhooks" => Scheme::StandardWebhooks { tolerance },
+        "stripe" => Scheme::Stripe { tolerance },
+        "slack" => Scheme::Slack { tolerance },
+        "shopify" => Scheme::Shopify,
+        "gitlab" => Scheme::Gitlab,
         "bearer" => Scheme::Bearer,
         "shared_secret" => {
             let header = raw.header.as_deref().unwrap_or("x-webhook-secret");
@@ -564,10 +621,36 @@ fn compile_verifier(
         }
         other => {
             problems.push(format!(
-                "{key}.kind: `{other}` is not one of none, github, shared_secret, bearer"
+                "{key}.kind: `{other}` is not one of {VERIFIER_KINDS}"
             ));
             Scheme::None
         }
+    };
+    if raw.tolerance.is_some() && scheme.tolerance().is_none() {
+        problems.push(format!(
+            "{key}.tolerance: kind {} signs no timestamp",
+            raw.kind
+        ));
+    }
+    if raw.allow_sha1.is_some() && !matches!(scheme, Scheme::Github { .. }) {
+        problems.push(format!(
+            "{key}.allow_sha1: only kind github has a SHA-1 header"
+        ));
+    }
+    // Standard Webhooks keys are written as `whsec_<base64>`; the verifier
+    // wants the decoded bytes. `name` says where a secret came from.
+    let is_standard_webhooks = matches!(scheme, Scheme::StandardWebhooks { .. });
+    let decode = |name: &str, secret: Secret, problems: &mut Vec<String>| {
+        if !is_standard_webhooks {
+            return Some(secret);
+        }
+        let key = decode_standard_webhooks_secret(&secret);
+        if key.is_none() {
+            problems.push(format!(
+                "{name}: is not a Standard Webhooks secret (whsec_ and base64)"
+            ));
+        }
+        key
     };
     let open_when_unset = match raw.if_unset.as_deref() {
         None | Some("reject") => false,
@@ -601,7 +684,13 @@ fn compile_verifier(
                         ));
                     }
                 }
-                let known = env_secrets_for(template, env);
+                let known = env_secrets_for(template, env)
+                    .into_iter()
+                    .filter_map(|(name, secret)| {
+                        let key = decode(&format!("{key}.secret_env ({name})"), secret, problems)?;
+                        Some((name, key))
+                    })
+                    .collect();
                 Secrets::PerRequest { env_name, known }
             }
             Err(why) => {
@@ -614,7 +703,9 @@ fn compile_verifier(
                 .iter()
                 .enumerate()
                 .filter_map(|(index, source)| {
-                    resolve_secret(&format!("{key}.secrets[{index}]"), source, env, problems)
+                    let name = format!("{key}.secrets[{index}]");
+                    let secret = resolve_secret(&name, source, env, problems)?;
+                    decode(&name, secret, problems)
                 })
                 .collect(),
         ),

@@ -133,7 +133,7 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
         event: event.as_deref(),
         ..vars
     };
-    let id = envelope::delivery_id(route, &parts.headers)?;
+    let id = envelope::delivery_id(route, &parts.headers, &body)?;
     tracing::Span::current().record("delivery_id", id.as_str());
     let ignored = route
         .events

@@ -2,11 +2,12 @@
 //! the event, the payload (JSON verbatim, anything else base64), the safe
 //! headers and, for GitHub routes, the normalized fields.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use base64::Engine as _;
-use http::{HeaderMap, Method, header};
+use http::{HeaderMap, HeaderName, Method, header};
 use schemas::{Envelope, GithubFields, PayloadEncoding};
 use serde_json::value::RawValue;
 
@@ -71,8 +72,20 @@ pub fn event(incoming: &Incoming<'_>) -> Result<Option<String>, IngressError> {
     Ok(value.filter(|value| !value.is_empty()))
 }
 
-/// The delivery id: the provider's where it has one, else a UUIDv7.
-pub fn delivery_id(route: &Route, headers: &HeaderMap) -> Result<String, IngressError> {
+/// The delivery id from the headers alone, for callers without the body.
+/// The delivery id: the provider's where it has one, else a UUIDv7. The
+/// body is read only by a `json:` source, and only after verification.
+pub fn delivery_id(
+    route: &Route,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, IngressError> {
+    let header = |name: &HeaderName| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.is_empty())
+    };
     let id = match &route.delivery_id {
         DeliveryIdSource::Uuid => return Ok(uuid::Uuid::now_v7().to_string()),
         DeliveryIdSource::Github => {
@@ -88,12 +101,24 @@ pub fn delivery_id(route: &Route, headers: &HeaderMap) -> Result<String, Ingress
                 _ => delivery.to_owned(),
             }
         }
-        DeliveryIdSource::Header(name) => headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| !value.is_empty())
+        DeliveryIdSource::Header(name) => header(name)
             .ok_or_else(|| IngressError::BadRequest(format!("missing {name} header")))?
             .to_owned(),
+        DeliveryIdSource::FirstHeader(names) => names
+            .iter()
+            .find_map(header)
+            .ok_or_else(|| {
+                let names: Vec<&str> = names.iter().map(HeaderName::as_str).collect();
+                IngressError::BadRequest(format!("missing {} header", names.join(" or ")))
+            })?
+            .to_owned(),
+        DeliveryIdSource::JsonField(field) => json_string_field(body, field)
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| {
+                IngressError::BadRequest(format!(
+                    "body is not a JSON object with a string `{field}` field"
+                ))
+            })?,
     };
     let valid = id.len() <= MAX_ID_LEN
         && id
@@ -106,6 +131,14 @@ pub fn delivery_id(route: &Route, headers: &HeaderMap) -> Result<String, Ingress
             "delivery id must be at most 200 characters from A-Z a-z 0-9 _ = . : @ + -".into(),
         ))
     }
+}
+
+/// The string at top-level `field` of a JSON object. Values stay borrowed
+/// as raw JSON and only the wanted one is decoded, so the payload is
+/// scanned but not copied.
+fn json_string_field(body: &[u8], field: &str) -> Option<String> {
+    let fields: HashMap<Cow<'_, str>, &RawValue> = serde_json::from_slice(body).ok()?;
+    serde_json::from_str(fields.get(field)?.get()).ok()
 }
 
 /// Media type essence, lower-cased: `application/json; charset=utf-8` →
@@ -234,3 +267,6 @@ fn safe_headers(route: &Route, headers: &HeaderMap) -> BTreeMap<String, String> 
     }
     safe
 }
+
+#[cfg(test)]
+mod delivery_id_tests;

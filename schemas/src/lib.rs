@@ -4,10 +4,12 @@
 
 pub mod envelope;
 pub mod headers;
+pub mod job_result;
 pub mod streams;
 pub mod sync_reply;
 
 pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
+pub use job_result::{DeadLetter, ItemFailure, JobResult, JobStatus};
 pub use sync_reply::SyncReply;
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! tidegate.in.<rendered route subject>       deliveries for workers (stored)
 //! tidegate.ignored.<route>.<event>           valid but ignored events (stored, audit only)
 //! tidegate.sync.<rendered route subject>     request/reply routes (not stored)
+//! tidegate.dlq.<worker>                      dead letters (TIDEGATE_DLQ)
+//! tidegate.results.<worker>.<delivery>       job results (TIDEGATE_RESULTS)
 //! ```
 
 /// Stream holding every accepted delivery, for workers and for replay.
@@ -20,6 +22,27 @@ pub const IGNORED_PREFIX: &str = "tidegate.ignored";
 pub const DELIVERIES_SUBJECTS: [&str; 2] = ["tidegate.in.>", "tidegate.ignored.>"];
 /// Prefix for synchronous (request/reply) routes; never stored.
 pub const SYNC_PREFIX: &str = "tidegate.sync";
+
+/// Dead letters: `tidegate.dlq.<worker>`.
+pub const DEAD_LETTER_STREAM: &str = "TIDEGATE_DLQ";
+pub const DEAD_LETTER_PREFIX: &str = "tidegate.dlq";
+/// Job results: `tidegate.results.<worker>.<delivery token>`; the last
+/// message per subject is the current status.
+pub const RESULTS_STREAM: &str = "TIDEGATE_RESULTS";
+pub const RESULTS_PREFIX: &str = "tidegate.results";
+/// KV bucket of completed idempotency keys.
+pub const IDEMPOTENCY_BUCKET: &str = "tidegate_idempotency";
+/// KV bucket of connector state (installations, repositories).
+pub const CONNECTORS_BUCKET: &str = "tidegate_connectors";
+/// Worker heartbeats: `tidegate.workers.<worker>.<instance>`.
+pub const HEARTBEAT_PREFIX: &str = "tidegate.workers";
+
+/// A delivery id as one subject token: ids may contain `.`, which NATS
+/// would read as a token separator, so it is written `%2E` (`%` never
+/// occurs in an id).
+pub fn delivery_token(delivery_id: &str) -> String {
+    delivery_id.replace('.', "%2E")
+}
 
 /// Longest accepted subject token (one rendered template variable).
 pub const MAX_TOKEN_LEN: usize = 128;

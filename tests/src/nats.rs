@@ -96,7 +96,11 @@ impl NatsServer {
             .arg(self.store.path().join("jetstream"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("NATS_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+            .stderr(if std::env::var_os("NATS_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
         if let Some(config) = &self.config_file {
             command.arg("-c").arg(config);
         }

@@ -169,6 +169,14 @@ pub(super) struct RawVerifier {
     /// Status for a present but wrong credential: 403 (default) or 401.
     #[serde(default)]
     pub(super) invalid_status: Option<u16>,
+    /// How far a signed timestamp may be from now, either way (`5m` unless
+    /// set); only for kinds that sign one (standard_webhooks, stripe, slack).
+    #[serde(default)]
+    pub(super) tolerance: Option<String>,
+    /// Kind github only: also accept the legacy `X-Hub-Signature` (SHA-1)
+    /// when `X-Hub-Signature-256` is absent.
+    #[serde(default)]
+    pub(super) allow_sha1: Option<bool>,
 }
 
 /// Where a secret comes from. Exactly one key is set.

@@ -161,6 +161,7 @@ fn per_agent_secrets_are_read_from_the_environment() {
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // Jail::expect_with fixes the closure's error type
 fn environment_overrides_the_file() {
     use figment::Jail;
     Jail::expect_with(|jail| {

@@ -12,7 +12,7 @@ pub(super) fn verify(secrets: &[Secret], headers: &HeaderMap) -> Result<(), Veri
     let value = headers
         .get(&HEADER)
         .ok_or(VerifyError::Missing { header: HEADER })?;
-    let invalid = VerifyError::Invalid { header: HEADER };
+    let invalid = VerifyError::invalid(HEADER);
     let bytes = value.as_bytes();
     // The scheme name is case-insensitive (RFC 9110 §11.1).
     if bytes.len() < 7 || !bytes[..7].eq_ignore_ascii_case(b"bearer ") {
@@ -40,7 +40,7 @@ mod tests {
         };
         assert_eq!(with("Bearer t0ken"), Ok(()));
         assert_eq!(with("bearer t0ken"), Ok(()));
-        let invalid = Err(VerifyError::Invalid { header: HEADER });
+        let invalid = Err(VerifyError::invalid(HEADER));
         assert_eq!(with("Bearer t0ken2"), invalid);
         assert_eq!(with("Basic t0ken"), invalid);
         assert_eq!(with("t0ken"), invalid);

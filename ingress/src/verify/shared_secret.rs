@@ -20,9 +20,7 @@ pub(super) fn verify(
     {
         Ok(())
     } else {
-        Err(VerifyError::Invalid {
-            header: header.clone(),
-        })
+        Err(VerifyError::invalid(header.clone()))
     }
 }
 
@@ -44,9 +42,7 @@ mod tests {
         };
         assert_eq!(with("abc123"), Ok(()));
         assert_eq!(with("next"), Ok(()));
-        let invalid = Err(VerifyError::Invalid {
-            header: header.clone(),
-        });
+        let invalid = Err(VerifyError::invalid(header.clone()));
         assert_eq!(with("abc1234"), invalid);
         assert_eq!(with("abc12"), invalid);
         assert_eq!(with(""), invalid);

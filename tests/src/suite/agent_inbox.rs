@@ -18,7 +18,8 @@ secret_env = "WEBHOOK_SECRET_{agentId}_{query.source}"
 if_unset = "open"
 "#;
 
-const PUTIO: &str = r#"{"transfer_id":12345,"file_id":67890,"name":"Movie.2024.1080p.mkv","status":"COMPLETED"}"#;
+const PUTIO: &str =
+    r#"{"transfer_id":12345,"file_id":67890,"name":"Movie.2024.1080p.mkv","status":"COMPLETED"}"#;
 
 async fn start() -> (NatsServer, TestIngress) {
     let nats = NatsServer::start().await;
@@ -31,7 +32,11 @@ async fn start() -> (NatsServer, TestIngress) {
     (nats, ingress)
 }
 
-async fn post(ingress: &TestIngress, path_and_query: &str, secret: Option<&str>) -> reqwest::Response {
+async fn post(
+    ingress: &TestIngress,
+    path_and_query: &str,
+    secret: Option<&str>,
+) -> reqwest::Response {
     let mut request = ingress
         .http
         .post(ingress.url(path_and_query))
@@ -55,7 +60,10 @@ async fn a_configured_secret_is_required_for_its_agent_and_source() {
 
     let stored = nats.stored_deliveries().await;
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].subject.as_str(), "tidegate.in.agent.flickclaw.putio");
+    assert_eq!(
+        stored[0].subject.as_str(),
+        "tidegate.in.agent.flickclaw.putio"
+    );
     let envelope = envelope(&stored[0].payload);
     assert_eq!(envelope.id, id);
     assert_eq!(envelope.agent.as_deref(), Some("flickclaw"));
@@ -71,8 +79,18 @@ async fn a_configured_secret_is_required_for_its_agent_and_source() {
 async fn agents_and_sources_without_a_secret_are_open() {
     let (nats, ingress) = start().await;
     // Same agent, other source; and another agent: no secret configured.
-    assert_eq!(post(&ingress, "/api/webhook/flickclaw?source=github", None).await.status(), 202);
-    assert_eq!(post(&ingress, "/api/webhook/stewardclaw?source=putio", None).await.status(), 202);
+    assert_eq!(
+        post(&ingress, "/api/webhook/flickclaw?source=github", None)
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(
+        post(&ingress, "/api/webhook/stewardclaw?source=putio", None)
+            .await
+            .status(),
+        202
+    );
     let subjects: Vec<String> = nats
         .stored_deliveries()
         .await
@@ -81,7 +99,10 @@ async fn agents_and_sources_without_a_secret_are_open() {
         .collect();
     assert_eq!(
         subjects,
-        ["tidegate.in.agent.flickclaw.github", "tidegate.in.agent.stewardclaw.putio"]
+        [
+            "tidegate.in.agent.flickclaw.github",
+            "tidegate.in.agent.stewardclaw.putio"
+        ]
     );
 }
 
@@ -108,5 +129,8 @@ async fn hostile_agent_ids_and_sources_never_reach_a_subject() {
         let response = post(&ingress, path, Some("abc123")).await;
         assert_eq!(response.status(), 400, "{path}");
     }
-    assert!(nats.stored_deliveries().await.is_empty(), "a hostile request was stored");
+    assert!(
+        nats.stored_deliveries().await.is_empty(),
+        "a hostile request was stored"
+    );
 }

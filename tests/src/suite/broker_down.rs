@@ -29,8 +29,12 @@ fn config() -> String {
 #[tokio::test]
 async fn broker_killed_answers_503_then_recovers_without_restart() {
     let mut nats = NatsServer::start().await;
-    let ingress =
-        TestIngress::start(&nats, &config(), &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)]).await;
+    let ingress = TestIngress::start(
+        &nats,
+        &config(),
+        &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)],
+    )
+    .await;
     assert_eq!(push(&ingress, "before").await.status(), 202);
 
     nats.kill();
@@ -43,13 +47,20 @@ async fn broker_killed_answers_503_then_recovers_without_restart() {
         started.elapsed()
     );
     assert_eq!(response.headers()["retry-after"], "3");
-    let ready = ingress.http.get(ingress.url("/readyz")).send().await.expect("sent");
+    let ready = ingress
+        .http
+        .get(ingress.url("/readyz"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(ready.status(), 503);
 
     nats.restart().await;
-    eventually(Duration::from_secs(15), "a 202 after the broker restarts", || async {
-        (push(&ingress, "after").await.status() == 202).then_some(())
-    })
+    eventually(
+        Duration::from_secs(15),
+        "a 202 after the broker restarts",
+        || async { (push(&ingress, "after").await.status() == 202).then_some(()) },
+    )
     .await;
     let ids: Vec<String> = nats
         .stored_deliveries()
@@ -62,14 +73,21 @@ async fn broker_killed_answers_503_then_recovers_without_restart() {
     // crash and `after` is stored exactly once.
     assert_eq!(ids.first().map(String::as_str), Some("before"));
     assert_eq!(ids.iter().filter(|id| *id == "after").count(), 1);
-    assert!(ids.iter().all(|id| ["before", "during", "after"].contains(&id.as_str())));
+    assert!(
+        ids.iter()
+            .all(|id| ["before", "during", "after"].contains(&id.as_str()))
+    );
 }
 
 #[tokio::test]
 async fn a_deleted_stream_is_recreated_and_never_answered_2xx_meanwhile() {
     let nats = NatsServer::start().await;
-    let ingress =
-        TestIngress::start(&nats, &config(), &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)]).await;
+    let ingress = TestIngress::start(
+        &nats,
+        &config(),
+        &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)],
+    )
+    .await;
     let jetstream = nats.jetstream().await;
     jetstream
         .delete_stream(schemas::streams::DELIVERIES_STREAM)
@@ -83,31 +101,44 @@ async fn a_deleted_stream_is_recreated_and_never_answered_2xx_meanwhile() {
     } else {
         assert_eq!(status, 503);
     }
-    eventually(Duration::from_secs(10), "the stream to be recreated", || async {
-        (push(&ingress, "again").await.status() == 202).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the stream to be recreated",
+        || async { (push(&ingress, "again").await.status() == 202).then_some(()) },
+    )
     .await;
     let stored = nats.stored_deliveries().await;
-    assert!(stored.iter().any(|message| super::envelope(&message.payload).id == "again"));
+    assert!(
+        stored
+            .iter()
+            .any(|message| super::envelope(&message.payload).id == "again")
+    );
 }
 
 #[tokio::test]
 async fn the_ingress_starts_while_the_broker_is_down() {
     let port = crate::nats::free_port();
     let url = format!("nats://127.0.0.1:{port}");
-    let ingress = TestIngress::start_unready(
-        &url,
-        &config(),
-        &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)],
-    )
-    .await;
+    let ingress =
+        TestIngress::start_unready(&url, &config(), &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)])
+            .await;
     eventually(Duration::from_secs(10), "the ingress to listen", || async {
-        let response = ingress.http.get(ingress.url("/healthz")).send().await.ok()?;
+        let response = ingress
+            .http
+            .get(ingress.url("/healthz"))
+            .send()
+            .await
+            .ok()?;
         (response.status() == 200).then_some(())
     })
     .await;
     assert_eq!(push(&ingress, "early").await.status(), 503);
-    let ready = ingress.http.get(ingress.url("/readyz")).send().await.expect("sent");
+    let ready = ingress
+        .http
+        .get(ingress.url("/readyz"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(ready.status(), 503);
 
     let nats = NatsServer::start_on_port(port).await;

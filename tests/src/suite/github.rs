@@ -23,7 +23,10 @@ async fn send(ingress: &TestIngress, delivery: &Delivery<'_>) -> reqwest::Respon
         .header("x-github-event", delivery.event)
         .header("x-github-delivery", delivery.guid)
         .header("x-github-hook-id", delivery.hook)
-        .header("x-hub-signature-256", sign::github(GITHUB_SECRET, delivery.body))
+        .header(
+            "x-hub-signature-256",
+            sign::github(GITHUB_SECRET, delivery.body),
+        )
         .header("user-agent", "GitHub-Hookshot/test")
         .body(delivery.body.to_vec())
         .send()
@@ -33,8 +36,12 @@ async fn send(ingress: &TestIngress, delivery: &Delivery<'_>) -> reqwest::Respon
 
 async fn start() -> (NatsServer, TestIngress) {
     let nats = NatsServer::start().await;
-    let ingress =
-        TestIngress::start(&nats, GITHUB_ROUTE, &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)]).await;
+    let ingress = TestIngress::start(
+        &nats,
+        GITHUB_ROUTE,
+        &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)],
+    )
+    .await;
     (nats, ingress)
 }
 
@@ -55,7 +62,10 @@ async fn a_signed_push_is_stored_byte_for_byte_and_normalized() {
     let response = send(&ingress, &delivery).await;
     assert_eq!(response.status(), 202);
     let id = "123456_72d3162e-cc78-11e3-81ab-4c9367dc0958";
-    assert_eq!(json(response).await, json!({ "id": id, "duplicate": false }));
+    assert_eq!(
+        json(response).await,
+        json!({ "id": id, "duplicate": false })
+    );
 
     let stored = nats.stored_deliveries().await;
     assert_eq!(stored.len(), 1);
@@ -69,12 +79,19 @@ async fn a_signed_push_is_stored_byte_for_byte_and_normalized() {
     assert_eq!(envelope.id, id);
     assert_eq!(envelope.payload_encoding, schemas::PayloadEncoding::Json);
     let payload = envelope.payload.expect("payload is embedded");
-    assert_eq!(payload.get().as_bytes(), PUSH, "payload bytes changed on the way");
+    assert_eq!(
+        payload.get().as_bytes(),
+        PUSH,
+        "payload bytes changed on the way"
+    );
     let github = envelope.github.expect("normalized fields");
     assert_eq!(github.delivery_id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
     assert_eq!(github.installation_id, Some(42));
     assert_eq!(github.repository_id, Some(1296269));
-    assert_eq!(github.repository_full_name.as_deref(), Some("octocat/Hello-World"));
+    assert_eq!(
+        github.repository_full_name.as_deref(),
+        Some("octocat/Hello-World")
+    );
     assert_eq!(github.git_ref.as_deref(), Some("refs/heads/main"));
     assert_eq!(
         github.head_sha.as_deref(),
@@ -99,7 +116,10 @@ async fn a_redelivery_is_stored_once_but_a_second_hook_is_not_a_duplicate() {
     assert_eq!(send(&ingress, &first).await.status(), 202);
     let again = send(&ingress, &first).await;
     assert_eq!(again.status(), 200);
-    assert_eq!(json(again).await, json!({ "id": "1_d1", "duplicate": true }));
+    assert_eq!(
+        json(again).await,
+        json!({ "id": "1_d1", "duplicate": true })
+    );
     // Same GUID, another hook subscribed to the same event.
     let other_hook = Delivery { hook: "2", ..first };
     assert_eq!(send(&ingress, &other_hook).await.status(), 202);
@@ -151,7 +171,10 @@ async fn form_encoded_deliveries_are_verified_raw_and_normalized() {
     assert_eq!(response.status(), 202);
     let stored = nats.stored_deliveries().await;
     let envelope = envelope(&stored[0].payload);
-    assert_eq!(envelope.id, "f1", "without a hook id the GUID alone is the id");
+    assert_eq!(
+        envelope.id, "f1",
+        "without a hook id the GUID alone is the id"
+    );
     assert_eq!(envelope.payload_encoding, schemas::PayloadEncoding::Base64);
     let github = envelope.github.expect("normalized");
     assert_eq!(github.git_ref.as_deref(), Some("refs/heads/dev"));
@@ -177,9 +200,20 @@ async fn every_rejection_stores_nothing() {
             ("x-hub-signature-256", signature.to_owned()),
         ]
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
-        ("missing signature", base("")[..3].to_vec(), PUSH.to_vec(), 401),
-        ("wrong secret", base(&sign::github("nope", PUSH)), PUSH.to_vec(), 401),
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "missing signature",
+            base("")[..3].to_vec(),
+            PUSH.to_vec(),
+            401,
+        ),
+        (
+            "wrong secret",
+            base(&sign::github("nope", PUSH)),
+            PUSH.to_vec(),
+            401,
+        ),
         ("tampered body", base(&good), [PUSH, b" "].concat(), 401),
         ("garbage signature", base("sha256=zz"), PUSH.to_vec(), 401),
         (
@@ -190,13 +224,21 @@ async fn every_rejection_stores_nothing() {
         ),
         (
             "missing event header",
-            vec![base(&good)[0].clone(), base(&good)[2].clone(), base(&good)[3].clone()],
+            vec![
+                base(&good)[0].clone(),
+                base(&good)[2].clone(),
+                base(&good)[3].clone(),
+            ],
             PUSH.to_vec(),
             400,
         ),
         (
             "wrong media type",
-            [vec![("content-type", "text/plain".to_owned())], base(&good)[1..].to_vec()].concat(),
+            [
+                vec![("content-type", "text/plain".to_owned())],
+                base(&good)[1..].to_vec(),
+            ]
+            .concat(),
             PUSH.to_vec(),
             415,
         ),
@@ -213,12 +255,25 @@ async fn every_rejection_stores_nothing() {
         let body = json(response).await;
         assert!(body["error"].is_string(), "{what}: {body}");
     }
-    let response = ingress.http.get(ingress.url(PATH)).send().await.expect("sent");
+    let response = ingress
+        .http
+        .get(ingress.url(PATH))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
-    let response = ingress.http.post(ingress.url("/nope")).send().await.expect("sent");
+    let response = ingress
+        .http
+        .post(ingress.url("/nope"))
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(response.status(), 404);
-    assert!(nats.stored_deliveries().await.is_empty(), "a rejected request was stored");
+    assert!(
+        nats.stored_deliveries().await.is_empty(),
+        "a rejected request was stored"
+    );
 }
 
 #[tokio::test]
@@ -241,10 +296,7 @@ async fn githubs_documented_test_vector_verifies_end_to_end() {
             .http
             .post(ingress.url("/webhooks/vector"))
             .header("content-type", "text/plain")
-            .header(
-                "x-hub-signature-256",
-                signature,
-            )
+            .header("x-hub-signature-256", signature)
             .body("Hello, World!")
             .send()
     };

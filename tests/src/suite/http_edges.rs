@@ -51,7 +51,13 @@ async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> String {
 #[tokio::test]
 async fn a_disabled_route_answers_409_and_stores_nothing() {
     let (nats, ingress) = start().await;
-    let response = ingress.http.post(ingress.url("/off")).body("{}").send().await.expect("sent");
+    let response = ingress
+        .http
+        .post(ingress.url("/off"))
+        .body("{}")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(response.status(), 409);
     assert_eq!(json(response).await["error"], "route_disabled");
     assert!(nats.stored_deliveries().await.is_empty());
@@ -79,10 +85,16 @@ async fn a_declared_oversized_body_is_refused_before_it_is_read() {
 async fn a_client_that_never_finishes_its_head_is_disconnected() {
     let (_nats, ingress) = start().await;
     let mut stream = TcpStream::connect(ingress.address).await.expect("connect");
-    stream.write_all(b"POST /hooks/a HTTP/1.1\r\nhost: x\r\n").await.expect("write");
+    stream
+        .write_all(b"POST /hooks/a HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .expect("write");
     let started = Instant::now();
     read_to_close(&mut stream, Duration::from_secs(5)).await;
-    assert!(started.elapsed() >= Duration::from_millis(900), "closed too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed too early"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +120,10 @@ async fn shutdown_drains_a_request_in_flight() {
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("write head");
-    stream.write_all(&body[..5]).await.expect("write half the body");
+    stream
+        .write_all(&body[..5])
+        .await
+        .expect("write half the body");
     // Give the server time to start handling the request, then stop it.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stopping = tokio::spawn(ingress.stop());
@@ -116,7 +131,10 @@ async fn shutdown_drains_a_request_in_flight() {
     stream.write_all(&body[5..]).await.expect("write the rest");
     let response = read_to_close(&mut stream, Duration::from_secs(5)).await;
     assert!(response.starts_with("HTTP/1.1 202"), "{response}");
-    stopping.await.expect("join").expect("the ingress stopped cleanly");
+    stopping
+        .await
+        .expect("join")
+        .expect("the ingress stopped cleanly");
     assert_eq!(nats.stored_deliveries().await.len(), 1);
 }
 
@@ -138,12 +156,20 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("sent");
     assert_eq!(stored.status(), 202);
-    let metrics = get("/metrics").await.expect("sent").text().await.expect("text");
+    let metrics = get("/metrics")
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
     for expected in [
         r#"tidegate_ingress_requests_total{route="open",status="202"} 1"#,
         r#"tidegate_ingress_deliveries_total{route="open",outcome="stored"} 1"#,
         "tidegate_ingress_publish_seconds_bucket",
     ] {
-        assert!(metrics.contains(expected), "missing {expected} in\n{metrics}");
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in\n{metrics}"
+        );
     }
 }

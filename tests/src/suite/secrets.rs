@@ -61,7 +61,13 @@ async fn secrets_never_reach_logs_responses_or_the_stream() {
             .header("x-webhook-secret", secret)
             .body("{}")
     };
-    let token = |value: &str| ingress.http.post(ingress.url("/token")).bearer_auth(value).body("x");
+    let token = |value: &str| {
+        ingress
+            .http
+            .post(ingress.url("/token"))
+            .bearer_auth(value)
+            .body("x")
+    };
     let requests = [
         github(sign::github(GITHUB_SECRET, body)),
         github(sign::github("wrong", body)),
@@ -91,7 +97,10 @@ async fn secrets_never_reach_logs_responses_or_the_stream() {
     for secret in [GITHUB_SECRET, AGENT_SECRET, TOKEN] {
         assert!(!logs.contains(secret), "a secret appears in the logs");
         for text in bodies.iter().chain(&stored) {
-            assert!(!text.contains(secret), "a secret appears in a response or envelope");
+            assert!(
+                !text.contains(secret),
+                "a secret appears in a response or envelope"
+            );
         }
     }
 }

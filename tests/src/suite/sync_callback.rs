@@ -49,14 +49,31 @@ async fn without_a_worker_the_route_answers_503_with_a_clear_body() {
     assert!(response.headers().contains_key("retry-after"));
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["error"], "no_worker");
-    assert!(nats.stored_deliveries().await.is_empty(), "sync routes are not stored");
+    assert!(
+        nats.stored_deliveries().await.is_empty(),
+        "sync routes are not stored"
+    );
 }
 
 #[tokio::test]
 async fn the_token_is_required() {
     let (_nats, ingress) = start().await;
-    assert_eq!(callback(&ingress, None).send().await.expect("sent").status(), 401);
-    assert_eq!(callback(&ingress, Some("wrong")).send().await.expect("sent").status(), 403);
+    assert_eq!(
+        callback(&ingress, None)
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        401
+    );
+    assert_eq!(
+        callback(&ingress, Some("wrong"))
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        403
+    );
 }
 
 #[tokio::test]
@@ -71,16 +88,25 @@ async fn a_workers_reply_is_the_response() {
     let worker = tokio::spawn(async move {
         let request = requests.next().await.expect("a request arrives");
         let envelope = envelope(&request.payload);
-        assert_eq!(envelope.query.get("code").map(String::as_str), Some("ABC123"));
+        assert_eq!(
+            envelope.query.get("code").map(String::as_str),
+            Some("ABC123")
+        );
         assert_eq!(envelope.query.get("state").map(String::as_str), Some("XYZ"));
         assert_eq!(envelope.payload_encoding, schemas::PayloadEncoding::Empty);
-        assert!(!envelope.headers.contains_key("authorization"), "token forwarded");
+        assert!(
+            !envelope.headers.contains_key("authorization"),
+            "token forwarded"
+        );
         let reply = json!({
             "status": 200,
             "body": { "status": "ok", "events": [{ "type": "withings.authorized" }] }
         });
         client
-            .publish(request.reply.expect("a reply subject"), reply.to_string().into())
+            .publish(
+                request.reply.expect("a reply subject"),
+                reply.to_string().into(),
+            )
             .await
             .expect("reply");
         client.flush().await.expect("flush");
