@@ -1,0 +1,8 @@
+//! `tidegate-forward`: delivers envelopes to internal URLs with retries.
+
+use workers::jobs::forward::{Forward, ForwardConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    workers::main_for::<ForwardConfig, _>("forward", Forward::new).await
+}

@@ -1,0 +1,4 @@
+//! Business logic only: each job maps a delivery to an `Outcome`.
+
+pub mod forward;
+pub mod secret;

@@ -1,0 +1,246 @@
+//! The fetch loop: pull as many deliveries as there are free slots, run
+//! each in its own task under a span carrying the delivery id, keep long
+//! jobs alive with progress acks, and on shutdown finish or release what is
+//! in flight.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_nats::jetstream::{self, AckKind, Message, consumer::PullConsumer};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::delivery::{self, Delivery};
+use super::outcome::{self, Context};
+use super::report::Attempt;
+use super::{Job, Outcome, dedupe};
+use crate::config::RuntimeConfig;
+use crate::metric;
+
+/// Shared by every task of one worker process.
+pub struct Shared<J> {
+    pub config: RuntimeConfig,
+    pub jetstream: jetstream::Context,
+    pub idempotency: Option<jetstream::kv::Store>,
+    pub job: J,
+}
+
+/// Consumes until `shutdown`, then waits up to the grace period for jobs in
+/// flight and releases (naks) the rest.
+pub async fn run<J: Job>(
+    shared: Arc<Shared<J>>,
+    consumer: PullConsumer,
+    shutdown: CancellationToken,
+) {
+    let concurrency = shared.config.consumer.concurrency;
+    let slots = Arc::new(Semaphore::new(concurrency));
+    // Cancelled when the grace period is over: jobs still running release
+    // their delivery.
+    let release = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    while !shutdown.is_cancelled() {
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = shutdown.cancelled() => break,
+        };
+        let mut permits = vec![first];
+        while let Ok(permit) = slots.clone().try_acquire_owned() {
+            permits.push(permit);
+        }
+        // Ask for exactly as many deliveries as there are free slots, so
+        // nothing waits in a client buffer while its ack_wait runs.
+        let batch = consumer
+            .batch()
+            .max_messages(permits.len())
+            .expires(Duration::from_secs(1))
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                warn!(error = %error, "fetching deliveries failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        };
+        while let Some(message) = batch.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    warn!(error = %error, "receiving a delivery failed");
+                    continue;
+                }
+            };
+            if shutdown.is_cancelled() {
+                // Arrived after shutdown began: hand it straight back.
+                outcome::ack(&message, AckKind::Nak(None)).await;
+                continue;
+            }
+            let Some(permit) = permits.pop() else {
+                outcome::ack(&message, AckKind::Nak(None)).await;
+                continue;
+            };
+            let shared = shared.clone();
+            let release = release.clone();
+            tasks.spawn(async move {
+                process(&shared, message, release).await;
+                drop(permit);
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    info!(in_flight = tasks.len(), grace = ?shared.config.consumer.shutdown_grace, "stopping: finishing jobs in flight");
+    let drained = tokio::time::timeout(shared.config.consumer.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            in_flight = tasks.len(),
+            "grace period over; releasing deliveries still running"
+        );
+        release.cancel();
+        while tasks.join_next().await.is_some() {}
+    }
+    info!("stopped");
+}
+
+async fn process<J: Job>(shared: &Shared<J>, message: Message, release: CancellationToken) {
+    let started_at = SystemTime::now();
+    let clock = std::time::Instant::now();
+    let worker = shared.config.name.clone();
+    let (attempt, stream_sequence) = match message.info() {
+        Ok(info) => (
+            u64::try_from(info.delivered).unwrap_or(1),
+            info.stream_sequence,
+        ),
+        Err(error) => {
+            warn!(error = %error, "message without JetStream metadata");
+            return;
+        }
+    };
+    let subject = message.subject.to_string();
+    let parsed = delivery::parse(&message.payload);
+    let delivery_id = parsed
+        .as_ref()
+        .map(|envelope| envelope.id.clone())
+        .unwrap_or_else(|_| format!("seq-{stream_sequence}"));
+    let span = info_span!("job", worker = %worker, delivery_id = %delivery_id, stream_seq = stream_sequence, attempt);
+    async {
+        metrics::counter!(metric::STARTED, "worker" => worker.clone()).increment(1);
+        let mut context = Context {
+            config: &shared.config,
+            jetstream: &shared.jetstream,
+            idempotency: shared.idempotency.as_ref(),
+            message: &message,
+            attempt: Attempt {
+                worker: &worker,
+                delivery_id: &delivery_id,
+                key: None,
+                attempt,
+                started_at,
+            },
+            subject: &subject,
+            stream_sequence,
+        };
+        let envelope = match parsed {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                outcome::give_up(&context, &error.to_string()).await;
+                return;
+            }
+        };
+        if attempt > shared.config.consumer.max_deliver {
+            let reason = format!(
+                "{} deliveries ended without an outcome (the worker may have crashed on it)",
+                shared.config.consumer.max_deliver
+            );
+            outcome::give_up(&context, &reason).await;
+            return;
+        }
+        let payload = match delivery::inline_payload(&envelope) {
+            Ok(Some(payload)) => Ok(payload),
+            Ok(None) => match &envelope.payload_ref {
+                Some(reference) => delivery::fetch_object(&shared.jetstream, reference).await,
+                None => Err(delivery::DeliveryError::Payload(
+                    "object payload without payload_ref".into(),
+                )),
+            },
+            Err(error) => Err(error),
+        };
+        let payload = match payload {
+            Ok(payload) => payload,
+            Err(error) if error.is_transient() => {
+                outcome::apply(&context, Outcome::retry(error.to_string())).await;
+                return;
+            }
+            Err(error) => {
+                outcome::give_up(&context, &error.to_string()).await;
+                return;
+            }
+        };
+        let delivery = Delivery {
+            envelope,
+            payload,
+            raw_envelope: message.payload.clone(),
+            subject: subject.clone(),
+            stream_sequence,
+            attempt,
+        };
+        let job_key = shared.job.key(&delivery);
+        context.attempt.key = job_key.as_deref();
+        if let (Some(store), Some(key)) = (&shared.idempotency, &job_key)
+            && dedupe::is_completed(store, &worker, key).await
+        {
+            outcome::apply(
+                &context,
+                Outcome::Skip(format!("idempotency key {key} already completed")),
+            )
+            .await;
+            return;
+        }
+        let outcome = run_with_progress(shared, &message, &delivery, &release).await;
+        match outcome {
+            Some(outcome) => outcome::apply(&context, outcome).await,
+            None => {
+                info!("released at shutdown");
+                outcome::ack(&message, AckKind::Nak(None)).await;
+            }
+        }
+        metrics::histogram!(metric::DURATION, "worker" => worker.clone())
+            .record(clock.elapsed().as_secs_f64());
+        metrics::counter!(metric::FINISHED, "worker" => worker.clone()).increment(1);
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Runs the job, sending progress acks every third of `ack_wait` so a long
+/// job is not redelivered. `None` when released at shutdown.
+async fn run_with_progress<J: Job>(
+    shared: &Shared<J>,
+    message: &Message,
+    delivery: &Delivery,
+    release: &CancellationToken,
+) -> Option<Outcome> {
+    let interval = (shared.config.consumer.ack_wait / 3).max(Duration::from_millis(100));
+    let job = shared.job.handle(delivery);
+    tokio::pin!(job);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        tokio::select! {
+            outcome = &mut job => return Some(outcome),
+            _ = ticker.tick() => {
+                if let Err(error) = message.ack_with(AckKind::Progress).await {
+                    warn!(error = %error, "progress ack failed");
+                }
+            }
+            () = release.cancelled() => return None,
+        }
+    }
+}

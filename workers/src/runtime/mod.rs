@@ -1,0 +1,94 @@
+//! The worker runtime: everything between the stream and a job's business
+//! logic. A job only classifies; the runtime acks, retries, dead-letters,
+//! dedupes and reports.
+
+pub mod backoff;
+pub mod consume;
+pub mod dead_letter;
+pub mod dedupe;
+pub mod delivery;
+pub mod outcome;
+pub mod report;
+pub mod streams;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+pub use delivery::Delivery;
+use schemas::{ItemFailure, JobStatus};
+
+/// A worker's business logic.
+pub trait Job: Send + Sync + 'static {
+    /// The idempotency key: a completed key is never run again. Defaults to
+    /// the delivery id; `None` opts out of de-duplication.
+    fn key(&self, delivery: &Delivery) -> Option<String> {
+        Some(delivery.envelope.id.clone())
+    }
+
+    /// Runs the job once. Never acks or naks: it says what happened.
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+}
+
+/// What a job concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Finished (possibly with per-item failures): ack and record the key.
+    Done(Report),
+    /// The job does not apply to this delivery: ack, report skipped.
+    Skip(String),
+    /// A transient failure: retry after `after` (the job's own, e.g. a
+    /// `Retry-After`) or the runtime's back-off; dead-letter when attempts
+    /// run out.
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
+    /// A permanent failure: dead-letter now.
+    Fail(String),
+}
+
+impl Outcome {
+    pub fn retry(error: impl Into<String>) -> Outcome {
+        Outcome::Retry {
+            error: error.into(),
+            after: None,
+        }
+    }
+}
+
+/// Counts and per-item failures of a finished job.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub counts: BTreeMap<String, u64>,
+    pub failures: Vec<ItemFailure>,
+    pub detail: BTreeMap<String, String>,
+}
+
+impl Report {
+    pub fn count(mut self, name: &str, value: u64) -> Report {
+        self.counts.insert(name.to_owned(), value);
+        self
+    }
+
+    pub fn detail(mut self, name: &str, value: impl Into<String>) -> Report {
+        self.detail.insert(name.to_owned(), value.into());
+        self
+    }
+
+    pub fn failure(&mut self, item: impl Into<String>, error: impl Into<String>) {
+        self.failures.push(ItemFailure {
+            item: item.into(),
+            error: error.into(),
+        });
+    }
+
+    /// `partial` when some item failed, else `completed`.
+    pub fn status(&self) -> JobStatus {
+        if self.failures.is_empty() {
+            JobStatus::Completed
+        } else {
+            JobStatus::Partial
+        }
+    }
+}
