@@ -6,6 +6,8 @@
 pub mod ingress;
 pub mod logs;
 pub mod nats;
+pub mod process;
+pub mod receiver;
 pub mod sign;
 
 use std::future::Future;
