@@ -3,6 +3,7 @@
 
 mod agent_inbox;
 mod broker_down;
+mod forward;
 mod github;
 mod http_edges;
 mod secrets;
