@@ -23,6 +23,13 @@ pub const DELIVERIES_SUBJECTS: [&str; 2] = ["tidegate.in.>", "tidegate.ignored.>
 /// Prefix for synchronous (request/reply) routes; never stored.
 pub const SYNC_PREFIX: &str = "tidegate.sync";
 
+/// JetStream object store bucket for bodies too large for one message
+/// (envelope `payload_encoding: "object"`). Objects expire with the
+/// deliveries stream's `max_age`.
+pub const PAYLOADS_BUCKET: &str = "TIDEGATE_PAYLOADS";
+/// The stream behind [`PAYLOADS_BUCKET`] (object store convention: `OBJ_`).
+pub const PAYLOADS_STREAM: &str = "OBJ_TIDEGATE_PAYLOADS";
+
 /// Dead letters: `tidegate.dlq.<worker>`.
 pub const DEAD_LETTER_STREAM: &str = "TIDEGATE_DLQ";
 pub const DEAD_LETTER_PREFIX: &str = "tidegate.dlq";

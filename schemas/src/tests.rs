@@ -177,27 +177,57 @@ fn schema_rejects_what_the_contract_forbids() {
     assert!(validator.is_valid(&good));
 }
 
-#[test]
-fn sync_reply_examples_match_the_schema_and_the_type() {
-    let text = std::fs::read_to_string(crate_dir().join("json/sync-reply.v1.schema.json"))
+/// Validates every `examples/<prefix>*.json` against `json/<schema>` and
+/// round-trips it through `T`; returns how many were checked.
+fn check_examples<T>(prefix: &str, schema: &str) -> usize
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let text = std::fs::read_to_string(crate_dir().join("json").join(schema))
         .expect("schema file is readable");
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let dir = crate_dir().join("examples");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles");
     let mut seen = 0;
-    for entry in std::fs::read_dir(dir).expect("examples folder") {
+    for entry in std::fs::read_dir(crate_dir().join("examples")).expect("examples folder") {
         let path = entry.expect("entry").path();
-        if !file_name(&path).starts_with("sync-reply.") {
+        if !file_name(&path).starts_with(prefix) {
             continue;
         }
         seen += 1;
         let text = std::fs::read_to_string(&path).expect("readable");
         let document: Value = serde_json::from_str(&text).expect("JSON");
         assert_valid(&validator, &document, file_name(&path));
-        let reply: SyncReply = serde_json::from_str(&text).expect("deserializes");
-        assert_eq!(serde_json::to_value(&reply).expect("serializes"), document);
+        let value: T = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("{} does not deserialize: {error}", file_name(&path)));
+        assert_eq!(
+            serde_json::to_value(&value).expect("serializes"),
+            document,
+            "{} changes in a round trip through the types",
+            file_name(&path)
+        );
     }
-    assert_eq!(seen, 2, "both sync reply examples were checked");
-    assert!(!validator.is_valid(&serde_json::json!({ "status": 99 })));
-    assert!(!validator.is_valid(&serde_json::json!({ "body": {} })));
+    seen
+}
+
+#[test]
+fn sync_reply_examples_match_the_schema_and_the_type() {
+    assert_eq!(
+        check_examples::<SyncReply>("sync-reply.", "sync-reply.v1.schema.json"),
+        2
+    );
+}
+
+#[test]
+fn job_result_and_dead_letter_examples_match_their_schemas_and_types() {
+    assert_eq!(
+        check_examples::<JobResult>("job-result.", "job-result.v1.schema.json"),
+        2
+    );
+    assert_eq!(
+        check_examples::<DeadLetter>("dead-letter.", "dead-letter.v1.schema.json"),
+        1
+    );
 }
