@@ -281,3 +281,6 @@ pub fn load<J: DeserializeOwned + Default>(
         job,
     ))
 }
+
+#[cfg(test)]
+mod tests;
