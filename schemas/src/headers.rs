@@ -13,3 +13,7 @@ pub const ROUTE: &str = "Tidegate-Route";
 pub const EVENT: &str = "Tidegate-Event";
 /// Set on replayed messages: the stream sequence of the original delivery.
 pub const REPLAY_OF: &str = "Tidegate-Replay-Of";
+/// Set by a replay aimed at one worker: other workers ack and ignore it.
+pub const REPLAY_FOR: &str = "Tidegate-Replay-For";
+/// Set by `replay --force`: run the job even if its idempotency key completed.
+pub const REPLAY_FORCE: &str = "Tidegate-Replay-Force";

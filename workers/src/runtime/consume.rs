@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
+use schemas::headers::{REPLAY_FOR, REPLAY_FORCE};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -192,9 +193,25 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
             stream_sequence,
             attempt,
         };
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(name))
+                .map(|value| value.as_str().to_owned())
+        };
+        if let Some(target) = header(REPLAY_FOR)
+            && target != worker
+        {
+            // A replay aimed at another worker: not ours to run or report.
+            outcome::ack(&message, AckKind::Ack).await;
+            return;
+        }
+        let forced = header(REPLAY_FORCE).is_some();
         let job_key = shared.job.key(&delivery);
         context.attempt.key = job_key.as_deref();
         if let (Some(store), Some(key)) = (&shared.idempotency, &job_key)
+            && !forced
             && dedupe::is_completed(store, &worker, key).await
         {
             outcome::apply(
