@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::connection::State;
 use async_nats::jetstream::{self, stream};
 use async_nats::{Client, ConnectOptions, Event};
-use schemas::streams::{DELIVERIES_STREAM, DELIVERIES_SUBJECTS};
+use schemas::streams::{DELIVERIES_STREAM, DELIVERIES_SUBJECTS, PAYLOADS_BUCKET};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -23,8 +23,9 @@ pub struct Broker {
     pub(crate) jetstream: jetstream::Context,
     pub(crate) nats: NatsConfig,
     stream: StreamConfig,
-    /// Set once the deliveries stream is known to exist; cleared when a
-    /// publish finds it missing, which wakes the maintainer.
+    /// Set once the deliveries stream and the payload bucket are known to
+    /// exist; cleared when a publish finds one missing, which wakes the
+    /// maintainer.
     streams_ready: AtomicBool,
     recheck: Notify,
 }
@@ -83,7 +84,7 @@ impl Broker {
         self.client.connection_state() == State::Connected
     }
 
-    /// Connected, and the deliveries stream exists.
+    /// Connected, and the deliveries stream and payload bucket exist.
     pub fn is_ready(&self) -> bool {
         self.is_connected() && self.streams_ready.load(Ordering::Acquire)
     }
@@ -93,7 +94,8 @@ impl Broker {
         self.client.server_info().max_payload
     }
 
-    /// Called when a publish finds no stream: recreate it.
+    /// Called when a publish finds no stream (or an upload no payload
+    /// bucket): recreate it.
     pub(crate) fn stream_missing(&self) {
         self.streams_ready.store(false, Ordering::Release);
         self.recheck.notify_one();
@@ -115,10 +117,23 @@ impl Broker {
                     );
                     logged_version = true;
                 }
-                match ensure_stream(&self.jetstream, &self.stream).await {
+                // The payload bucket is part of being ready: a large body
+                // arriving right after start-up must find it.
+                let ensured = match ensure_stream(&self.jetstream, &self.stream).await {
+                    Ok(()) => crate::object::ensure_bucket(&self.jetstream, &self.stream)
+                        .await
+                        .map_err(|error| {
+                            error.context(format!("payload bucket {PAYLOADS_BUCKET}"))
+                        }),
+                    Err(error) => Err(error.context(format!("stream {DELIVERIES_STREAM}"))),
+                };
+                match ensured {
                     Ok(()) => self.streams_ready.store(true, Ordering::Release),
                     Err(error) => {
-                        warn!(error = %error, stream = DELIVERIES_STREAM, "cannot ensure stream; retrying")
+                        warn!(
+                            error = format!("{error:#}"),
+                            "cannot ensure stream or payload bucket; retrying"
+                        )
                     }
                 }
             }
@@ -210,7 +225,7 @@ pub async fn ensure_stream(
     Ok(())
 }
 
-fn is_not_found(error: &jetstream::context::GetStreamError) -> bool {
+pub(crate) fn is_not_found(error: &jetstream::context::GetStreamError) -> bool {
     matches!(
         error.kind(),
         jetstream::context::GetStreamErrorKind::JetStream(inner)

@@ -2,6 +2,8 @@
 //! variables) parsed once into typed values. Everything downstream trusts
 //! these types; every invalid key is reported at start-up, all at once.
 
+mod admission;
+mod lenient;
 mod raw;
 
 use std::collections::{HashMap, HashSet};
@@ -14,11 +16,14 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use http::{HeaderName, Method, StatusCode};
 
+use crate::client_ip::IpList;
+use crate::limit::Admission;
 use crate::secret::Secret;
 use crate::subject::{Template, Var};
 use crate::verify::{
     DEFAULT_TOLERANCE, Scheme, Secrets, Verifier, decode_standard_webhooks_secret,
 };
+pub use lenient::Lenient;
 use raw::{RawConfig, RawRoute, RawSecretSource, RawVerifier, parse_duration, parse_size};
 
 /// Paths the ingress serves itself; routes may not use them.
@@ -90,6 +95,9 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Peers whose `CF-Connecting-IP` / `X-Forwarded-For` name the client
+    /// (`client_ip.rs`); empty: the TCP peer is always the client.
+    pub trusted_proxies: IpList,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +139,9 @@ pub struct Route {
     /// Headers never copied into the envelope (credentials).
     pub drop_headers: HashSet<HeaderName>,
     pub verifier: Verifier,
+    /// `allow_ips` and rate limits, checked before the body is read;
+    /// `None` (nothing configured) costs a request one branch.
+    pub admission: Option<Admission>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +191,11 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
+/// Body limit of a `normalize = "github"` route that sets none: GitHub caps
+/// webhook payloads at 25 MB. Bodies past the broker's `max_payload` go to
+/// the object store (`object.rs`).
+const GITHUB_BODY_LIMIT: u64 = 25 << 20;
+
 /// Headers that carry credentials in some scheme; never stored.
 const CREDENTIAL_HEADERS: [&str; 7] = [
     "authorization",
@@ -208,15 +224,7 @@ impl Config {
     /// by `env = ...` and `secret_env` templates are looked up there).
     pub fn load(figment: &Figment, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
-        let value: figment::value::Value = figment.extract().map_err(|error| ConfigError {
-            problems: error.into_iter().map(|error| error.to_string()).collect(),
-        })?;
-        let raw: RawConfig = serde_ignored::deserialize(&value, |path| {
-            problems.push(format!("{path}: unknown key"));
-        })
-        .map_err(|error| ConfigError {
-            problems: vec![error.to_string()],
-        })?;
+        let raw = parse_raw(figment, &mut problems)?;
         let config = compile(raw, env, &mut problems);
         if problems.is_empty() {
             Ok(config)
@@ -229,6 +237,19 @@ impl Config {
     pub fn from_toml(text: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         Config::load(&Figment::from(Toml::string(text)), env)
     }
+}
+
+/// The figment's values as raw keys; unknown keys become problems.
+fn parse_raw(figment: &Figment, problems: &mut Vec<String>) -> Result<RawConfig, ConfigError> {
+    let value: figment::value::Value = figment.extract().map_err(|error| ConfigError {
+        problems: error.into_iter().map(|error| error.to_string()).collect(),
+    })?;
+    serde_ignored::deserialize(&value, |path| {
+        problems.push(format!("{path}: unknown key"));
+    })
+    .map_err(|error| ConfigError {
+        problems: vec![error.to_string()],
+    })
 }
 
 /// Collects problems as it goes and returns a config that is only used when
@@ -277,7 +298,18 @@ fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<Str
         body_timeout: duration(problems, "http.body_timeout", &raw.http.body_timeout),
         max_connections: raw.http.max_connections.max(1),
         shutdown_grace: duration(problems, "http.shutdown_grace", &raw.http.shutdown_grace),
+        trusted_proxies: admission::ip_list(
+            "http.trusted_proxies",
+            &raw.http.trusted_proxies,
+            problems,
+        ),
     };
+    let default_limits = raw
+        .http
+        .rate_limit
+        .as_ref()
+        .map(|limits| admission::limits("http.rate_limit", limits, problems))
+        .unwrap_or_default();
     let default_body_limit = ok(
         problems,
         "http.body_limit",
@@ -321,7 +353,9 @@ fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<Str
         if !paths.insert(route.path.clone()) {
             problems.push(format!("{key}.path: another route has this path"));
         }
-        if let Some(route) = compile_route(&key, route, default_body_limit, env, problems) {
+        let admission = admission::admission(&key, &route, default_limits, problems);
+        if let Some(mut route) = compile_route(&key, route, default_body_limit, env, problems) {
+            route.admission = admission;
             routes.push(Arc::new(route));
         }
     }
@@ -475,6 +509,7 @@ fn compile_route(
         },
     };
     let body_limit = match raw.body_limit.as_deref().map(parse_size) {
+        None if normalize == Some(Normalize::Github) => GITHUB_BODY_LIMIT,
         None => default_body_limit,
         Some(Ok(Some(limit))) => limit,
         Some(Ok(None)) => {
@@ -553,6 +588,8 @@ fn compile_route(
         timeout,
         drop_headers,
         verifier: verifier?,
+        // Filled in by `compile`, which holds the `http.rate_limit` default.
+        admission: None,
     })
 }
 

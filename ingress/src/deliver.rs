@@ -74,6 +74,11 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
         return Err(IngressError::Disabled);
     }
     let (mut parts, body) = request.into_parts();
+    // Allowlist and rate limits come before anything else reads the
+    // request, so that a refused flood costs little.
+    if let Some(admission) = &route.admission {
+        admission.check(&route.name, &parts, &state.http.trusted_proxies)?;
+    }
     let Path(params): Path<Vec<(String, String)>> = axum::RequestPartsExt::extract(&mut parts)
         .await
         .map_err(|_| IngressError::BadRequest("path parameters are not valid UTF-8".into()))?;
@@ -147,7 +152,23 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
     };
     let source = render(&route.source)?;
     let agent = route.agent.as_ref().map(render).transpose()?;
-    let built = envelope::build(&incoming, &id, event.as_deref(), source, agent, &subject)?;
+    // Async bodies too large for one message go to the object store; sync
+    // requests are never stored, so they stay inline.
+    let max_inline = (route.mode == Mode::Async).then(|| {
+        state
+            .broker
+            .max_payload()
+            .saturating_sub(crate::object::ENVELOPE_HEADROOM)
+    });
+    let built = envelope::build_within(
+        &incoming,
+        &id,
+        event.as_deref(),
+        source,
+        agent,
+        &subject,
+        max_inline,
+    )?;
 
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(nats_headers::ENVELOPE_VERSION, "1");
@@ -161,6 +182,15 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
         return crate::sync::request(state, route, subject, headers, built.json.into()).await;
     }
 
+    // The object first: an envelope must never point at a body that is not
+    // stored. A redelivery finds the identical object and skips the upload.
+    if let Some(reference) = &built.payload_ref {
+        state
+            .broker
+            .store_payload(&route.name, reference, &body)
+            .await
+            .map_err(|error| publish_error(state, &error))?;
+    }
     // Scoped by route so that two sources can never collide on an id.
     headers.insert(
         nats_headers::MSG_ID,

@@ -1,6 +1,6 @@
 //! Builds a `schemas::Envelope` from a verified request: the delivery id,
-//! the event, the payload (JSON verbatim, anything else base64), the safe
-//! headers and, for GitHub routes, the normalized fields.
+//! the event, the payload (JSON verbatim, anything else base64, too large:
+//! an object store reference), the safe headers and the GitHub fields.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use http::{HeaderMap, HeaderName, Method, header};
-use schemas::{Envelope, GithubFields, PayloadEncoding};
+use schemas::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
 use serde_json::value::RawValue;
 
 use crate::config::{DeliveryIdSource, Normalize, Route, ValueSource};
@@ -160,10 +160,12 @@ const FORM: &str = "application/x-www-form-urlencoded";
 pub struct Built {
     pub json: Vec<u8>,
     pub github: Option<GithubFields>,
+    /// Set when the body goes to the object store: it must be stored there
+    /// before the envelope is published.
+    pub payload_ref: Option<PayloadRef>,
 }
 
-/// Serializes the envelope. The JSON payload is borrowed from the request
-/// and written as is; only other media types are encoded.
+/// Serializes the envelope with the payload embedded, whatever its size.
 pub fn build(
     incoming: &Incoming<'_>,
     id: &str,
@@ -172,23 +174,51 @@ pub fn build(
     agent: Option<String>,
     subject: &str,
 ) -> Result<Built, IngressError> {
+    build_within(incoming, id, event, source, agent, subject, None)
+}
+
+/// Serializes the envelope. The JSON payload is borrowed from the request
+/// and written as is; only other media types are encoded. A payload whose
+/// embedded form would exceed `max_inline` bytes is left out and referenced
+/// instead (`payload_encoding: "object"`, see `object.rs`); it is still
+/// checked and normalized here, before anything is uploaded.
+pub fn build_within(
+    incoming: &Incoming<'_>,
+    id: &str,
+    event: Option<&str>,
+    source: String,
+    agent: Option<String>,
+    subject: &str,
+    max_inline: Option<usize>,
+) -> Result<Built, IngressError> {
     let media = media_type(incoming.headers);
     let body = incoming.body;
-    let encoded;
-    let (encoding, payload): (PayloadEncoding, Option<&RawValue>) = if body.is_empty() {
-        (PayloadEncoding::Empty, None)
-    } else if is_json(media.as_deref()) {
+    let verbatim: Option<&RawValue> = if !body.is_empty() && is_json(media.as_deref()) {
         let raw: &RawValue = serde_json::from_slice(body).map_err(|error| {
             IngressError::BadRequest(format!("body is not valid JSON: {error}"))
         })?;
-        if raw.get().len() == body.len() {
-            (PayloadEncoding::Json, Some(raw))
-        } else {
-            // Surrounding whitespace would be lost by embedding; keep the
-            // exact bytes instead.
-            encoded = base64_raw(body);
-            (PayloadEncoding::Base64, Some(&*encoded))
-        }
+        // Surrounding whitespace would be lost by embedding, and a bare
+        // `null` reads back as no payload at all (`Option` in
+        // `schemas::Envelope`); such a body keeps its exact bytes as base64.
+        (raw.get().len() == body.len() && raw.get() != "null").then_some(raw)
+    } else {
+        None
+    };
+    let embedded_len = match verbatim {
+        Some(_) => body.len(),
+        None if body.is_empty() => 0,
+        None => body.len().div_ceil(3) * 4 + 2,
+    };
+    let payload_ref = max_inline
+        .filter(|max| embedded_len > *max)
+        .map(|_| crate::object::payload_ref(&incoming.route.name, id, body));
+    let encoded;
+    let (encoding, payload): (PayloadEncoding, Option<&RawValue>) = if payload_ref.is_some() {
+        (PayloadEncoding::Object, None)
+    } else if body.is_empty() {
+        (PayloadEncoding::Empty, None)
+    } else if let Some(raw) = verbatim {
+        (PayloadEncoding::Json, Some(raw))
     } else {
         encoded = base64_raw(body);
         (PayloadEncoding::Base64, Some(&*encoded))
@@ -233,14 +263,15 @@ pub fn build(
             .map(str::to_owned),
         payload_encoding: encoding,
         payload,
-        payload_ref: None,
+        payload_ref,
         github,
     };
-    let mut json = Vec::with_capacity(body.len() + body.len() / 3 + 1024);
+    let mut json = Vec::with_capacity(embedded_len + 1024);
     serde_json::to_writer(&mut json, &envelope).map_err(|_| IngressError::Internal)?;
     Ok(Built {
         json,
         github: envelope.github,
+        payload_ref: envelope.payload_ref,
     })
 }
 
@@ -270,3 +301,5 @@ fn safe_headers(route: &Route, headers: &HeaderMap) -> BTreeMap<String, String> 
 
 #[cfg(test)]
 mod delivery_id_tests;
+#[cfg(test)]
+mod payload_tests;

@@ -34,6 +34,10 @@ pub enum IngressError {
     BadRequest(String),
     #[error("the client did not send the body in time")]
     BodyTimeout,
+    #[error("this client address may not use this route")]
+    IpNotAllowed,
+    #[error("too many requests; retry later")]
+    RateLimited { retry_after: Duration },
     #[error("the broker is unavailable; retry later")]
     Unavailable { retry_after: Duration },
     #[error("no worker is answering this route; retry later")]
@@ -64,6 +68,8 @@ impl IngressError {
             IngressError::Forbidden { status, .. } => *status,
             IngressError::BadRequest(_) => StatusCode::BAD_REQUEST,
             IngressError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            IngressError::IpNotAllowed => StatusCode::FORBIDDEN,
+            IngressError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngressError::Unavailable { .. } | IngressError::NoResponders { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -85,6 +91,8 @@ impl IngressError {
             IngressError::Forbidden { .. } => "invalid_signature",
             IngressError::BadRequest(_) => "bad_request",
             IngressError::BodyTimeout => "body_timeout",
+            IngressError::IpNotAllowed => "ip_not_allowed",
+            IngressError::RateLimited { .. } => "rate_limited",
             IngressError::Unavailable { .. } => "broker_unavailable",
             IngressError::NoResponders { .. } => "no_worker",
             IngressError::GatewayTimeout => "worker_timeout",
@@ -123,6 +131,12 @@ impl IntoResponse for IngressError {
             | IngressError::NoResponders { retry_after } => {
                 let seconds = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            // Seconds until a token is available, rounded up: a client that
+            // waits this long is admitted.
+            IngressError::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
             }
             _ => {}
         }

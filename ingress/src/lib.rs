@@ -3,12 +3,15 @@
 //! `run` and `router` are the seams the binary and the tests use.
 
 pub mod broker;
+pub mod client_ip;
 pub mod config;
 pub mod deliver;
 pub mod envelope;
 pub mod error;
 pub mod health;
+pub mod limit;
 pub mod normalize;
+pub mod object;
 pub mod publish;
 pub mod secret;
 pub mod serve;
@@ -61,9 +64,12 @@ pub async fn run(
     serve::serve(listener, app, &config.http, shutdown.clone()).await;
     shutdown.cancel();
     drop(maintainer.await);
-    // Requests are drained; make sure nothing is left in the client buffer.
-    if let Err(error) = broker.client.flush().await {
-        warn!(error = %error, "flushing the nats connection failed");
+    // Requests are drained; flush what is left in the client buffer, but
+    // don't wait forever for a broker that is down.
+    match tokio::time::timeout(broker.nats.publish_timeout, broker.client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => warn!(error = %error, "flushing the nats connection failed"),
+        Err(_) => warn!("nats is unreachable; stopping without a final flush"),
     }
     info!("stopped");
     Ok(())

@@ -31,6 +31,8 @@ pub enum PublishError {
     NotConnected,
     #[error("the deliveries stream does not exist")]
     StreamMissing,
+    #[error("the payload bucket does not exist")]
+    BucketMissing,
     #[error("no PubAck within {0:?}")]
     TimedOut(Duration),
     #[error("message of {size} bytes exceeds the server's max_payload of {max}")]
@@ -45,6 +47,7 @@ impl PublishError {
         match self {
             PublishError::NotConnected => "not_connected",
             PublishError::StreamMissing => "stream_missing",
+            PublishError::BucketMissing => "bucket_missing",
             PublishError::TimedOut(_) => "timeout",
             PublishError::TooLarge { .. } => "too_large",
             PublishError::Failed(_) => "failed",

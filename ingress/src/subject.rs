@@ -232,4 +232,6 @@ fn lookup<'a>(var: &Var, vars: &Vars<'a>) -> Option<&'a str> {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

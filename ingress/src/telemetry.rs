@@ -18,6 +18,12 @@ pub mod metric {
     /// Counter: deliveries stored, by `route` and `outcome` (stored,
     /// duplicate, ignored).
     pub const DELIVERIES: &str = "tidegate_ingress_deliveries_total";
+    /// Counter: bodies kept in the payload bucket, by `route` and `outcome`
+    /// (uploaded, present: an identical object was already stored).
+    pub const PAYLOAD_OBJECTS: &str = "tidegate_ingress_payload_objects_total";
+    /// Counter: requests admitted without a per-client bucket because the
+    /// route's client table was full of active clients, by `route`.
+    pub const RATE_LIMIT_UNTRACKED: &str = "tidegate_ingress_rate_limit_untracked_total";
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).

@@ -172,3 +172,13 @@ impl NatsServer {
         messages
     }
 }
+
+/// Waits until the server has processed everything `client` sent so far
+/// (e.g. a SUBSCRIBE): `flush` only empties the client's buffer, while a
+/// request is answered after the server read the earlier commands.
+pub async fn round_trip(client: &async_nats::Client) {
+    client
+        .request("$JS.API.INFO", "".into())
+        .await
+        .expect("a JetStream API round trip");
+}

@@ -39,7 +39,7 @@ pub mod metric {
 /// `/healthz` and `/metrics`, and consumes until `shutdown`.
 pub async fn run<J: Job>(
     config: RuntimeConfig,
-    job: J,
+    mut job: J,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let client = async_nats::ConnectOptions::new()
@@ -50,7 +50,8 @@ pub async fn run<J: Job>(
         .await
         .with_context(|| format!("connecting to {}", config.nats_url))?;
     let jetstream = async_nats::jetstream::new(client.clone());
-    let (consumer, idempotency) = wait_for_streams(&jetstream, &config, &shutdown).await?;
+    let (consumer, idempotency) =
+        wait_for_streams(&jetstream, &config, &mut job, &shutdown).await?;
     if let Some(address) = config.listen {
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -75,17 +76,22 @@ pub async fn run<J: Job>(
 }
 
 /// The deliveries stream is created by the ingress; a worker started first
-/// waits for it.
-async fn wait_for_streams(
+/// waits for it (and for the job's own preparation).
+async fn wait_for_streams<J: Job>(
     jetstream: &async_nats::jetstream::Context,
     config: &RuntimeConfig,
+    job: &mut J,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(
     async_nats::jetstream::consumer::PullConsumer,
     Option<async_nats::jetstream::kv::Store>,
 )> {
     loop {
-        match runtime::streams::prepare(jetstream, config).await {
+        let prepared = match runtime::streams::prepare(jetstream, config).await {
+            Ok(prepared) => job.prepare(jetstream).await.map(|()| prepared),
+            Err(error) => Err(error),
+        };
+        match prepared {
             Ok(prepared) => return Ok(prepared),
             Err(error) => {
                 tracing::warn!(error = %error, "cannot prepare streams yet; retrying");

@@ -90,6 +90,10 @@ pub(super) struct RawHttp {
     pub(super) max_connections: usize,
     pub(super) shutdown_grace: String,
     pub(super) body_limit: String,
+    /// Peers whose `CF-Connecting-IP` / `X-Forwarded-For` are believed.
+    pub(super) trusted_proxies: Vec<String>,
+    /// Rate limits for routes that set none.
+    pub(super) rate_limit: Option<RawRateLimit>,
 }
 
 impl Default for RawHttp {
@@ -100,6 +104,8 @@ impl Default for RawHttp {
             max_connections: 10_000,
             shutdown_grace: "30s".into(),
             body_limit: "1MiB".into(),
+            trusted_proxies: Vec::new(),
+            rate_limit: None,
         }
     }
 }
@@ -141,6 +147,12 @@ pub(super) struct RawRoute {
     pub(super) timeout: Option<String>,
     #[serde(default)]
     pub(super) drop_headers: Vec<String>,
+    /// Networks allowed to use the route; every address when unset.
+    #[serde(default)]
+    pub(super) allow_ips: Option<Vec<String>>,
+    /// Replaces `http.rate_limit` for this route; `{}` turns limits off.
+    #[serde(default)]
+    pub(super) rate_limit: Option<RawRateLimit>,
     pub(super) verifier: Option<RawVerifier>,
 }
 
@@ -177,6 +189,29 @@ pub(super) struct RawVerifier {
     /// when `X-Hub-Signature-256` is absent.
     #[serde(default)]
     pub(super) allow_sha1: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(super) struct RawRateLimit {
+    /// All clients of the route together.
+    #[serde(default)]
+    pub(super) per_route: Option<RawRate>,
+    /// Each client address (IPv6: each /64).
+    #[serde(default)]
+    pub(super) per_client: Option<RawRate>,
+}
+
+/// Integers are read wide so that a negative one is reported by key.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct RawRate {
+    /// `10/s`, `600/m`, `1/10s`.
+    pub(super) rate: String,
+    /// Requests admitted at once; the rate's count when unset.
+    #[serde(default)]
+    pub(super) burst: Option<i64>,
+    /// per_client only: addresses tracked at once.
+    #[serde(default)]
+    pub(super) max_clients: Option<i64>,
 }
 
 /// Where a secret comes from. Exactly one key is set.

@@ -183,3 +183,21 @@ fn environment_overrides_the_file() {
         Ok(())
     });
 }
+
+#[test]
+fn github_routes_default_to_githubs_25_mib_cap() {
+    let route = |name: &str, extra: &str| {
+        format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nsubject = \"{name}\"\n{extra}\n[routes.verifier]\nkind = \"none\"\n"
+        )
+    };
+    let text = [
+        route("plain", ""),
+        route("github", "normalize = \"github\""),
+        route("small", "normalize = \"github\"\nbody_limit = \"64KiB\""),
+    ]
+    .concat();
+    let config = Config::from_toml(&text, &HashMap::new()).expect("valid");
+    let limits: Vec<u64> = config.routes.iter().map(|route| route.body_limit).collect();
+    assert_eq!(limits, [1 << 20, 25 << 20, 64 << 10]);
+}

@@ -1,12 +1,16 @@
 //! The integration suite: one module per feature, each test with its own
 //! nats-server and ingress.
 
+mod abuse;
 mod agent_inbox;
 mod broker_down;
 mod forward;
 mod github;
+mod github_sync;
 mod http_edges;
+mod large_payloads;
 mod secrets;
+mod slow_clients;
 mod sync_callback;
 
 use serde_json::Value;

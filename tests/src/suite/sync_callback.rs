@@ -84,7 +84,7 @@ async fn a_workers_reply_is_the_response() {
         .subscribe("tidegate.sync.plugin.withings.oauth_callback")
         .await
         .expect("subscribe");
-    client.flush().await.expect("flush");
+    crate::nats::round_trip(&client).await;
     let worker = tokio::spawn(async move {
         let request = requests.next().await.expect("a request arrives");
         let envelope = envelope(&request.payload);
@@ -127,7 +127,7 @@ async fn a_silent_worker_times_out_with_504() {
         .subscribe("tidegate.sync.plugin.>")
         .await
         .expect("subscribe");
-    client.flush().await.expect("flush");
+    crate::nats::round_trip(&client).await;
     let response = callback(&ingress, Some(TOKEN))
         .timeout(Duration::from_secs(5))
         .send()

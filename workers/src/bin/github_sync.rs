@@ -1,4 +1,9 @@
-//! `tidegate-github-sync`: syncs pushed commits of tracked repositories
-//! into local folders (placeholder until the job lands).
+//! `tidegate-github-sync`: syncs pushed commits of tracked repositories into
+//! local folders and records GitHub App installation state.
 
-fn main() {}
+use workers::jobs::github_sync::{GithubSync, GithubSyncConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    workers::main_for::<GithubSyncConfig, _>("github_sync", GithubSync::new).await
+}

@@ -28,6 +28,16 @@ pub trait Job: Send + Sync + 'static {
 
     /// Runs the job once. Never acks or naks: it says what happened.
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Outcome> + Send;
+
+    /// Called before the first delivery (again after an error, until it
+    /// succeeds): a job that keeps state in the broker, such as a KV
+    /// bucket, opens it here. Does nothing by default.
+    fn prepare(
+        &mut self,
+        _jetstream: &async_nats::jetstream::Context,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// What a job concluded.
