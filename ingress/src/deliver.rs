@@ -229,14 +229,11 @@ fn subject_for(
         subject.push('.');
         subject.push_str(&route.name);
         subject.push('.');
-        // The event was not checked by any template; it still must be a
-        // single token before it joins a subject.
+        // The event was not checked by any template: one that cannot be a
+        // single token (Shopify's `orders/create`) is filed under `_`.
         match event {
-            Some(event) => {
-                check_token(event)
-                    .map_err(|why| IngressError::BadRequest(format!("event {why}")))?;
-                subject.push_str(event);
-            }
+            Some(event) if check_token(event).is_ok() => subject.push_str(event),
+            Some(_) => subject.push('_'),
             None => subject.push_str("none"),
         }
         return Ok(subject);

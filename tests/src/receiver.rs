@@ -64,6 +64,8 @@ impl Receiver {
         });
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(handle))
+            // Targets of large deliveries accept what the ingress accepts.
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

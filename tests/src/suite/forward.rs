@@ -369,3 +369,50 @@ async fn a_completed_delivery_replayed_later_is_skipped() {
         "the replay reached the target"
     );
 }
+
+#[tokio::test]
+async fn a_large_payload_reaches_the_target_byte_for_byte_through_the_object_store() {
+    let nats = NatsServer::start().await;
+    let routes = OPEN_ROUTE.replace(
+        "delivery_id = \"header:x-delivery\"",
+        "delivery_id = \"header:x-delivery\"\nbody_limit = \"8MiB\"",
+    );
+    let ingress = TestIngress::start(&nats, &routes, &[]).await;
+    let receiver = Receiver::start(Script::default()).await;
+    let setup = Setup {
+        nats,
+        ingress,
+        receiver,
+    };
+    let config =
+        forwarder_config(&setup, "").replace("secret = {", "mode = \"original\"\nsecret = {");
+    let _worker = WorkerProcess::start("tidegate-forward", &config, &[]);
+    // 5 MB of JSON: far above the server's default 1 MB max_payload.
+    let body = format!(r#"{{"blob":"{}"}}"#, "x".repeat(5 << 20));
+    let response = setup
+        .ingress
+        .http
+        .post(setup.ingress.url("/hooks/big"))
+        .header("content-type", "application/json")
+        .header("x-delivery", "big-1")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 202);
+    let stored = setup.nats.stored_deliveries().await;
+    assert_eq!(
+        super::envelope(&stored[0].payload).payload_encoding,
+        schemas::PayloadEncoding::Object
+    );
+    eventually(Duration::from_secs(30), "the forwarded body", || async {
+        (setup.receiver.completed().len() == 1).then_some(())
+    })
+    .await;
+    let received = &setup.receiver.received()[0];
+    assert!(
+        received.body[..] == *body.as_bytes(),
+        "the target got other bytes"
+    );
+    assert_eq!(received.headers["content-type"], "application/json");
+}

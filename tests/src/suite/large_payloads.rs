@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use ingress::object::{FetchError, fetch_payload};
 use schemas::streams::{PAYLOADS_BUCKET, PAYLOADS_STREAM};
 use schemas::{PayloadEncoding, PayloadRef};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use workers::runtime::payload::{FetchError, fetch_payload};
 
 use super::{GITHUB_SECRET, envelope, json};
 use crate::{NatsServer, TestIngress, eventually, sign};

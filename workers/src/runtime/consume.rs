@@ -167,7 +167,15 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
         let payload = match delivery::inline_payload(&envelope) {
             Ok(Some(payload)) => Ok(payload),
             Ok(None) => match &envelope.payload_ref {
-                Some(reference) => delivery::fetch_object(&shared.jetstream, reference).await,
+                Some(reference) => super::payload::fetch_payload(&shared.jetstream, reference)
+                    .await
+                    .map_err(|error| {
+                        if error.is_transient() {
+                            delivery::DeliveryError::Object(error.to_string())
+                        } else {
+                            delivery::DeliveryError::Payload(error.to_string())
+                        }
+                    }),
                 None => Err(delivery::DeliveryError::Payload(
                     "object payload without payload_ref".into(),
                 )),

@@ -74,38 +74,3 @@ pub fn inline_payload(envelope: &Envelope) -> Result<Option<Bytes>, DeliveryErro
         PayloadEncoding::Object => Ok(None),
     }
 }
-
-/// Fetches an `object` payload and checks its size and SHA-256.
-pub async fn fetch_object(
-    jetstream: &async_nats::jetstream::Context,
-    reference: &schemas::PayloadRef,
-) -> Result<Bytes, DeliveryError> {
-    use sha2::{Digest, Sha256};
-    use tokio::io::AsyncReadExt;
-
-    let failed = |error: &dyn std::fmt::Display| DeliveryError::Object(error.to_string());
-    let store = jetstream
-        .get_object_store(&reference.bucket)
-        .await
-        .map_err(|error| failed(&error))?;
-    let mut object = store
-        .get(&reference.name)
-        .await
-        .map_err(|error| failed(&error))?;
-    let mut bytes = Vec::with_capacity(usize::try_from(reference.size).unwrap_or(0));
-    object
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|error| failed(&error))?;
-    let digest = hex::encode(Sha256::digest(&bytes));
-    if bytes.len() as u64 != reference.size || digest != reference.sha256 {
-        return Err(DeliveryError::Payload(format!(
-            "object {} does not match its reference (size {} vs {}, sha256 mismatch: {})",
-            reference.name,
-            bytes.len(),
-            reference.size,
-            digest != reference.sha256
-        )));
-    }
-    Ok(Bytes::from(bytes))
-}

@@ -8,6 +8,7 @@ pub mod dead_letter;
 pub mod dedupe;
 pub mod delivery;
 pub mod outcome;
+pub mod payload;
 pub mod report;
 pub mod streams;
 
