@@ -12,7 +12,7 @@ use schemas::streams::DELIVERIES_STREAM;
 
 /// A small push event with the fields the GitHub normalization reads.
 /// Contains no single quote, so it can be single-quoted for the shell.
-const SAMPLE_PUSH: &str = concat!(
+pub(crate) const SAMPLE_PUSH: &str = concat!(
     r#"{"ref":"refs/heads/main","#,
     r#""before":"0000000000000000000000000000000000000000","#,
     r#""after":"6dcb09b5b57875f334f61aebed695e2e4193db5e","#,
@@ -20,8 +20,11 @@ const SAMPLE_PUSH: &str = concat!(
     r#""installation":{"id":1},"sender":{"login":"octocat"}}"#
 );
 
+/// The NATS URL of the example config.
+const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
 /// The hook id sent with the sample delivery; any number does.
-const SAMPLE_HOOK_ID: &str = "1";
+pub(crate) const SAMPLE_HOOK_ID: &str = "1";
 
 /// Everything the banner shows.
 #[derive(Debug)]
@@ -35,6 +38,12 @@ pub(crate) struct Banner<'a> {
     pub(crate) secrets_file: &'a Path,
     /// Show a `nats` CLI command too (only when it is installed).
     pub(crate) nats_cli: bool,
+    /// The dev sink's URL, when the forwarder runs.
+    pub(crate) sink: Option<&'a str>,
+    /// The worker processes running, by label.
+    pub(crate) workers: &'a [&'a str],
+    /// How to run this CLI (its path), for the follow-up commands.
+    pub(crate) program: &'a Path,
 }
 
 impl Banner<'_> {
@@ -66,6 +75,17 @@ impl Banner<'_> {
                 self.secrets_file.display()
             ),
         );
+        if let Some(sink) = self.sink {
+            line(
+                &mut text,
+                format!(
+                    "  sink     {sink}  (the forwarder delivers every tidegate.in.> delivery here)"
+                ),
+            );
+        }
+        if !self.workers.is_empty() {
+            line(&mut text, format!("  workers  {}", self.workers.join(", ")));
+        }
         line(&mut text, String::new());
         line(&mut text, "routes".into());
         let width = self
@@ -102,6 +122,13 @@ impl Banner<'_> {
                         .into(),
                 );
                 line(&mut text, sample_curl(&local, &route.path, secret));
+                if self.sink.is_some() {
+                    line(
+                        &mut text,
+                        "then follow it in the log: ingress | → forward | → sink | (signature ok)"
+                            .into(),
+                    );
+                }
             }
             None => line(
                 &mut text,
@@ -129,6 +156,19 @@ impl Banner<'_> {
                 ),
             );
         }
+        // The operator commands read the example config, whose NATS URL is
+        // the default port; name another one explicitly.
+        let program = self.program.display();
+        let nats = if self.nats_url == DEFAULT_NATS_URL {
+            String::new()
+        } else {
+            format!(" --nats-url {}", self.nats_url)
+        };
+        line(&mut text, String::new());
+        line(
+            &mut text,
+            format!("inspect: {program} status{nats}   |   {program} deliveries list{nats}"),
+        );
         text
     }
 }
@@ -237,6 +277,9 @@ mod tests {
             data: Path::new("/data"),
             secrets_file: Path::new("/data/dev-secrets.env"),
             nats_cli: false,
+            sink: Some("http://127.0.0.1:9000"),
+            workers: &["forward"],
+            program: Path::new("tidegate"),
         };
         let text = banner.render();
         for route in &config.routes {
@@ -246,5 +289,12 @@ mod tests {
         assert!(text.contains("workflow  POST  "), "{text}");
         assert!(text.contains("(github, no secret set: open)"), "{text}");
         assert!(!text.contains("nats --server"));
+        assert!(
+            text.contains("  sink     http://127.0.0.1:9000  "),
+            "{text}"
+        );
+        assert!(text.contains("  workers  forward\n"), "{text}");
+        assert!(text.contains("→ sink |"), "{text}");
+        assert!(text.contains("inspect: tidegate status"), "{text}");
     }
 }

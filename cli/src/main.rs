@@ -1,12 +1,24 @@
-//! `tidegate`, the operator CLI. `tidegate up` is dev mode: a local
-//! nats-server, the ingress and a ready-to-paste signed request in one command.
+//! `tidegate`, the operator CLI: routes, signed test sends, stored deliveries,
+//! replays, dead letters and status; `tidegate up` is dev mode (nats-server,
+//! the ingress and the workers in one command).
 
 #![allow(clippy::print_stdout)] // the CLI's output is its interface
 
 mod banner;
+mod common;
+mod deliveries;
+mod dlq;
+mod pretty_json;
 mod process;
 mod ready;
+mod replay;
+mod routes;
+mod scan;
 mod secrets;
+mod send;
+mod sink;
+mod status;
+mod table;
 mod up;
 
 use std::process::ExitCode;
@@ -26,12 +38,33 @@ enum Command {
     /// Dev mode: start nats-server (JetStream, data in a local folder) and
     /// the ingress with the example config; Ctrl-C stops everything.
     Up(up::UpArgs),
+    /// Every route with its full URL, methods, verifier, mode and state.
+    Routes(routes::RoutesArgs),
+    /// Send a sample delivery (or a file) to a route, signed as its
+    /// provider would sign it; prints the answer.
+    Send(send::SendArgs),
+    /// List stored deliveries, or show one with its job results.
+    Deliveries(deliveries::DeliveriesArgs),
+    /// Streams, worker consumers (lag, pending, redeliveries), dead letters
+    /// and live workers.
+    Status(status::StatusArgs),
+    /// Publish stored deliveries again (by id, subject, time or sequence
+    /// range), resumable, with a rate limit and a dry run.
+    Replay(replay::ReplayArgs),
+    /// Dead letters: list, show, redrive, purge.
+    Dlq(dlq::DlqArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Up(args) => up::run(args).await,
+        Command::Routes(args) => routes::run(args),
+        Command::Send(args) => send::run(args).await,
+        Command::Deliveries(args) => deliveries::run(args).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
+        Command::Dlq(args) => dlq::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -50,6 +50,14 @@ impl Output {
         self.write(text.as_bytes());
     }
 
+    /// A line under `label`'s prefix, as if a child had written it (the
+    /// in-process dev sink).
+    pub(crate) fn line(self, label: Label, text: &str) {
+        let mut prefixed = self.prefix(label);
+        prefixed.push_str(text);
+        self.write(prefixed.as_bytes());
+    }
+
     /// A block written at once, so child lines cannot interleave with it.
     pub(crate) fn block(self, text: &str) {
         self.write(text.trim_end().as_bytes());
@@ -103,6 +111,8 @@ pub(crate) struct Shutdown {
 pub(crate) struct Child {
     pub(crate) label: Label,
     pub(crate) shutdown: Shutdown,
+    /// Whether its exit stops dev mode (see [`Child::optional`]).
+    pub(crate) required: bool,
     pid: Pid,
     /// `None` while running; then how it ended.
     exit: watch::Receiver<Option<Exit>>,
@@ -157,12 +167,31 @@ pub(crate) fn spawn(
     Ok(Child {
         label,
         shutdown,
+        required: true,
         pid: Pid::from_raw(i32::try_from(pid).expect("pids fit in i32")),
         exit,
     })
 }
 
 impl Child {
+    /// A child whose exit is reported but does not stop the others.
+    pub(crate) fn optional(mut self) -> Child {
+        self.required = false;
+        self
+    }
+
+    /// Resolves when the child has exited, independently of `self`.
+    pub(crate) fn on_exit(&self) -> impl Future<Output = Exit> + Send + 'static {
+        let mut exit = self.exit.clone();
+        async move {
+            let exit = exit
+                .wait_for(Option::is_some)
+                .await
+                .expect("the waiter task sends the exit before it ends");
+            exit.clone().expect("waited for Some")
+        }
+    }
+
     /// Waits until the child has exited (and its output is written).
     pub(crate) async fn exited(&self) -> Exit {
         let mut exit = self.exit.clone();

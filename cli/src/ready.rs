@@ -1,14 +1,16 @@
-//! Readiness probes for dev mode: nats-server answers JetStream requests, and
-//! the ingress answers `/readyz` with 200.
+//! Readiness probes for dev mode: nats-server answers JetStream requests,
+//! the ingress answers `/readyz` with 200, a worker has its consumer.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use bytes::Bytes;
+use schemas::streams::DELIVERIES_STREAM;
 
 const NATS_READY_TIMEOUT: Duration = Duration::from_secs(20);
 const INGRESS_READY_TIMEOUT: Duration = Duration::from_secs(30);
+const WORKER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// JetStream's account-info subject. Asked directly rather than through
@@ -63,6 +65,35 @@ pub(crate) async fn wait_for_ready(listen: SocketAddr) -> anyhow::Result<()> {
         };
         if Instant::now() >= deadline {
             bail!("{url} not ready within {INGRESS_READY_TIMEOUT:?} (last: {last})");
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Polls until the worker `name` has created its durable consumer on the
+/// deliveries stream, i.e. it is consuming.
+pub(crate) async fn wait_for_consumer(url: &str, name: &str) -> anyhow::Result<()> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let subject = format!("$JS.API.CONSUMER.INFO.{DELIVERIES_STREAM}.{name}");
+    let deadline = Instant::now() + WORKER_READY_TIMEOUT;
+    loop {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.request(subject.clone(), Bytes::new()),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .and_then(|reply| serde_json::from_slice::<serde_json::Value>(&reply.payload).ok());
+        if reply.is_some_and(|reply| reply.get("error").is_none()) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("worker {name} did not create its consumer within {WORKER_READY_TIMEOUT:?}");
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }

@@ -1,5 +1,6 @@
-//! `tidegate up`: dev mode. Starts nats-server, then the ingress, waits until
-//! each is ready, prints how to use them, and on Ctrl-C stops them in order.
+//! `tidegate up`: dev mode. Starts nats-server, the ingress, then the workers
+//! (the forwarder delivering to an in-process dev sink), waits until each is
+//! ready, prints how to use them, and on Ctrl-C stops them in reverse order.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -9,14 +10,17 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use ingress::config::Config;
+use ingress::secret::Secret;
 use nix::sys::signal::Signal;
 use tokio::process::Command;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 use crate::banner::Banner;
 use crate::process::{self, Child, Label, Output, Shutdown};
-use crate::ready::{wait_for_jetstream, wait_for_ready};
-use crate::secrets::{self, Origin};
+use crate::ready::{wait_for_consumer, wait_for_jetstream, wait_for_ready};
+use crate::secrets::{self, FORWARD_SIGNING_SECRET, Origin};
+use crate::sink;
 
 /// Options of `tidegate up`; relative paths resolve against the working
 /// directory (the repository root when started by `deploy/dev/up.sh`).
@@ -40,6 +44,15 @@ pub(crate) struct UpArgs {
     /// nats-server configuration.
     #[arg(long, default_value = "deploy/nats/nats-server.conf")]
     nats_config: PathBuf,
+    /// Port of the dev sink the forwarder delivers to (loopback).
+    #[arg(long, default_value_t = 9000)]
+    sink_port: u16,
+    /// The github-sync worker's configuration; skipped when missing.
+    #[arg(long, default_value = "deploy/examples/github-sync.toml")]
+    github_sync_config: PathBuf,
+    /// Start only nats-server and the ingress, no workers.
+    #[arg(long)]
+    no_workers: bool,
 }
 
 const NATS: Label = Label {
@@ -49,6 +62,23 @@ const NATS: Label = Label {
 const INGRESS: Label = Label {
     name: "ingress",
     colour: "35",
+};
+const FORWARD: Label = Label {
+    name: "forward",
+    colour: "33",
+};
+const GITHUB_SYNC: Label = Label {
+    name: "gh-sync",
+    colour: "34",
+};
+
+/// The forwarder's durable consumer (and worker name) in dev mode.
+const FORWARD_NAME: &str = "forward";
+/// Workers get their own `shutdown_grace` (5 s in the dev config, 30 s by
+/// default) plus a margin before they are killed.
+const WORKER_SHUTDOWN: Shutdown = Shutdown {
+    signal: Signal::SIGTERM,
+    grace: Duration::from_secs(35),
 };
 
 /// SIGINT, as Debian's unit stops it: nats-server 2.9 exits 0 on SIGINT but
@@ -66,7 +96,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     output.note(&secrets_note(&plan));
     let mut signals = Signals::install().context("installing signal handlers")?;
     let mut children = Vec::new();
-    let Err(stop) = start_and_wait(&plan, output, &mut children, &mut signals).await;
+    let stopping = CancellationToken::new();
+    let Err(stop) = start_and_wait(&plan, output, &mut children, &mut signals, &stopping).await;
+    stopping.cancel();
     match &stop {
         Stop::Requested(signal) => output.note(&format!("{signal}: stopping")),
         Stop::Failed(error) => output.note(&format!("{error:#}: stopping")),
@@ -97,6 +129,26 @@ struct Plan {
     listen: SocketAddr,
     nats_url: String,
     monitor_url: String,
+    /// `None` with `--no-workers`.
+    workers: Option<WorkersPlan>,
+}
+
+/// The worker processes and the dev sink they deliver to.
+#[derive(Debug)]
+struct WorkersPlan {
+    forward: PathBuf,
+    /// The forwarder's dev config, written at start.
+    forward_config: PathBuf,
+    sink: SocketAddr,
+    /// The decoded `FORWARD_SIGNING_SECRET`, which the sink checks.
+    sink_key: Secret,
+    /// The binary and the example configuration, when both exist.
+    github_sync: Option<(PathBuf, PathBuf)>,
+    /// github-sync's dev config (the example with folders under `data`).
+    github_sync_config: PathBuf,
+    data: PathBuf,
+    /// Why a worker is not started.
+    skipped: Vec<String>,
 }
 
 fn prepare(args: &UpArgs) -> anyhow::Result<Plan> {
@@ -138,6 +190,11 @@ fn prepare(args: &UpArgs) -> anyhow::Result<Plan> {
         .merge(("nats_url", nats_url.clone()));
     let config = Config::load(&figment, &env)
         .with_context(|| format!("loading {}", config_file.display()))?;
+    let workers = if args.no_workers {
+        None
+    } else {
+        Some(prepare_workers(args, &data, &secrets)?)
+    };
 
     Ok(Plan {
         nats_server,
@@ -153,6 +210,57 @@ fn prepare(args: &UpArgs) -> anyhow::Result<Plan> {
         listen: args.listen,
         nats_url,
         monitor_url: format!("http://{}", loopback(args.monitor_port)),
+        workers,
+    })
+}
+
+fn prepare_workers(
+    args: &UpArgs,
+    data: &Path,
+    secrets: &[secrets::DevSecret],
+) -> anyhow::Result<WorkersPlan> {
+    let forward = next_to_this_program("tidegate-forward")?;
+    let sink = SocketAddr::from(([127, 0, 0, 1], args.sink_port));
+    check_free(sink, "--sink-port", "")?;
+    let sink_key = secrets
+        .iter()
+        .find(|secret| secret.name == FORWARD_SIGNING_SECRET)
+        .and_then(|secret| sink::decode_key(&secret.value))
+        .and_then(Secret::new)
+        .ok_or_else(|| {
+            anyhow!("{FORWARD_SIGNING_SECRET} is not a Standard Webhooks secret (whsec_<base64>)")
+        })?;
+    let mut skipped = Vec::new();
+    let github_sync = match (
+        next_to_this_program("tidegate-github-sync"),
+        args.github_sync_config.is_file(),
+    ) {
+        (Ok(binary), true) => Some((
+            binary,
+            std::path::absolute(&args.github_sync_config)
+                .with_context(|| format!("resolving {}", args.github_sync_config.display()))?,
+        )),
+        (Err(_), _) => {
+            skipped.push("tidegate-github-sync is not built".to_owned());
+            None
+        }
+        (Ok(_), false) => {
+            skipped.push(format!(
+                "tidegate-github-sync not started: {} not found",
+                args.github_sync_config.display()
+            ));
+            None
+        }
+    };
+    Ok(WorkersPlan {
+        forward,
+        forward_config: data.join("forward.toml"),
+        sink,
+        sink_key,
+        github_sync,
+        github_sync_config: data.join("github-sync.toml"),
+        data: data.to_owned(),
+        skipped,
     })
 }
 
@@ -163,6 +271,7 @@ async fn start_and_wait(
     output: Output,
     children: &mut Vec<Child>,
     signals: &mut Signals,
+    stopping: &CancellationToken,
 ) -> Result<Infallible, Stop> {
     let store = plan.data.join("nats");
     output.note(&format!(
@@ -211,6 +320,15 @@ async fn start_and_wait(
     children.push(process::spawn(output, INGRESS, shutdown, command).map_err(Stop::Failed)?);
     guard(wait_for_ready(plan.listen), children, signals).await?;
 
+    let mut workers = Vec::new();
+    if let Some(plan_workers) = &plan.workers {
+        workers = start_workers(plan, plan_workers, output, children, signals, stopping).await?;
+    }
+    let sink_url = plan
+        .workers
+        .as_ref()
+        .map(|workers| format!("http://{}", workers.sink));
+    let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("tidegate"));
     let banner = Banner {
         config: &plan.config,
         listen: plan.listen,
@@ -219,9 +337,180 @@ async fn start_and_wait(
         data: &plan.data,
         secrets_file: &plan.secrets_file,
         nats_cli: process::find_program("nats").is_some(),
+        sink: sink_url.as_deref(),
+        workers: &workers,
+        program: &program,
     };
     output.block(&banner.render());
     guard(std::future::pending(), children, signals).await
+}
+
+/// Starts the dev sink and the forwarder (waiting until it consumes), then
+/// github-sync when configured; returns the labels of the workers started.
+async fn start_workers(
+    plan: &Plan,
+    workers: &WorkersPlan,
+    output: Output,
+    children: &mut Vec<Child>,
+    signals: &mut Signals,
+    stopping: &CancellationToken,
+) -> Result<Vec<&'static str>, Stop> {
+    for note in &workers.skipped {
+        output.note(note);
+    }
+    let listener = tokio::net::TcpListener::bind(workers.sink)
+        .await
+        .with_context(|| format!("binding the dev sink on {}; pass --sink-port", workers.sink))
+        .map_err(Stop::Failed)?;
+    output.note(&format!(
+        "dev sink listening on http://{} (checks {FORWARD_SIGNING_SECRET} signatures)",
+        workers.sink
+    ));
+    tokio::spawn(sink::serve(
+        listener,
+        workers.sink_key.expose().to_vec(),
+        output,
+    ));
+
+    let config = forward_config(&plan.nats_url, &format!("http://{}", workers.sink));
+    std::fs::write(&workers.forward_config, config)
+        .with_context(|| format!("writing {}", workers.forward_config.display()))
+        .map_err(Stop::Failed)?;
+    output.note(&format!(
+        "starting {} --config {}",
+        workers.forward.display(),
+        workers.forward_config.display()
+    ));
+    let mut command = worker_command(plan, &workers.forward, &workers.forward_config, output);
+    command.envs(
+        plan.secrets
+            .iter()
+            .filter(|secret| secret.name == FORWARD_SIGNING_SECRET)
+            .map(|secret| (secret.name, secret.value.as_str())),
+    );
+    children.push(process::spawn(output, FORWARD, WORKER_SHUTDOWN, command).map_err(Stop::Failed)?);
+    guard(
+        wait_for_consumer(&plan.nats_url, FORWARD_NAME),
+        children,
+        signals,
+    )
+    .await?;
+    let mut started = vec![FORWARD.name];
+
+    if let Some((binary, example)) = &workers.github_sync {
+        let text =
+            github_sync_config(example, &workers.data, &plan.nats_url).map_err(Stop::Failed)?;
+        std::fs::write(&workers.github_sync_config, text)
+            .with_context(|| format!("writing {}", workers.github_sync_config.display()))
+            .map_err(Stop::Failed)?;
+        output.note(&format!(
+            "starting {} --config {} (from {}, folders under {})",
+            binary.display(),
+            workers.github_sync_config.display(),
+            example.display(),
+            workers.data.join("github-sync").display()
+        ));
+        let command = worker_command(plan, binary, &workers.github_sync_config, output);
+        let child = process::spawn(output, GITHUB_SYNC, WORKER_SHUTDOWN, command)
+            .map_err(Stop::Failed)?
+            .optional();
+        // github-sync needs credentials dev mode cannot make up: when it
+        // stops, say so and keep the rest running.
+        let exited = child.on_exit();
+        let stopping = stopping.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                exit = exited => output.note(&format!(
+                    "{} exited ({exit}); its output is above; the rest keeps running",
+                    GITHUB_SYNC.name
+                )),
+                () = stopping.cancelled() => {}
+            }
+        });
+        children.push(child);
+        started.push(GITHUB_SYNC.name);
+    }
+    Ok(started)
+}
+
+/// A worker with `config`, pointed at dev mode's nats-server.
+fn worker_command(plan: &Plan, binary: &Path, config: &Path, output: Output) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .arg("--config")
+        .arg(config)
+        .env_remove("TIDEGATE_CONFIG")
+        .env("TIDEGATE_NATS_URL", &plan.nats_url);
+    if !output.colour() {
+        command.env("NO_COLOR", "1");
+    }
+    command
+}
+
+/// The forwarder's dev config: every delivery to the sink, signed.
+fn forward_config(nats_url: &str, sink_url: &str) -> String {
+    format!(
+        r#"# Written by `tidegate up` at every start: tidegate-forward delivers every
+# delivery (tidegate.in.>) to the dev sink, signed with {FORWARD_SIGNING_SECRET}.
+nats_url = "{nats_url}"
+name = "{FORWARD_NAME}"
+
+[consumer]
+filter_subject = "tidegate.in.>"
+max_deliver = 3
+backoff_max = "10s"
+shutdown_grace = "5s"
+
+[forward]
+timeout = "5s"
+
+[[forward.targets]]
+subjects = "tidegate.in.>"
+url = "{sink_url}/"
+mode = "envelope"
+secret = {{ env = "{FORWARD_SIGNING_SECRET}" }}
+"#
+    )
+}
+
+/// The github-sync example made safe for a laptop: its state and target
+/// folders move under `<data>/github-sync/`, it serves no metrics port and
+/// it stops within the dev grace period.
+fn github_sync_config(example: &Path, data: &Path, nats_url: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(example)
+        .with_context(|| format!("reading {}", example.display()))?;
+    let mut config: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", example.display()))?;
+    let root = data.join("github-sync");
+    let string = |path: PathBuf| toml::Value::String(path.to_string_lossy().into_owned());
+    config.insert("nats_url".to_owned(), nats_url.into());
+    config.remove("listen");
+    if let Some(toml::Value::Table(consumer)) = config.get_mut("consumer") {
+        consumer.insert("shutdown_grace".to_owned(), "10s".into());
+    }
+    if let Some(toml::Value::Table(sync)) = config.get_mut("github_sync") {
+        sync.insert("state_dir".to_owned(), string(root.join("state")));
+        if let Some(toml::Value::Array(targets)) = sync.get_mut("targets") {
+            for target in targets {
+                if let Some(toml::Value::String(path)) = target.get_mut("path") {
+                    *path = root
+                        .join("targets")
+                        .join(path.trim_start_matches('/'))
+                        .to_string_lossy()
+                        .into_owned();
+                }
+            }
+        }
+    }
+    let body = toml::to_string(&config)
+        .with_context(|| format!("writing {} back as TOML", example.display()))?;
+    Ok(format!(
+        "# Written by `tidegate up` at every start from {}, with its folders\n\
+         # under {}.\n{body}",
+        example.display(),
+        root.display()
+    ))
 }
 
 /// Why `up` stops.
@@ -239,9 +528,11 @@ async fn guard<T>(
     children: &[Child],
     signals: &mut Signals,
 ) -> Result<T, Stop> {
+    // Optional children (github-sync) may exit without stopping the rest.
     let first_exit = futures::future::select_all(
         children
             .iter()
+            .filter(|child| child.required)
             .map(|child| Box::pin(async move { (child.label.name, child.exited().await) })),
     );
     tokio::select! {
@@ -332,7 +623,8 @@ fn next_to_this_program(name: &str) -> anyhow::Result<PathBuf> {
     let path = this.with_file_name(name);
     if !path.is_file() {
         bail!(
-            "{} not found next to {}: build both with `cargo build --release -p cli -p ingress`",
+            "{} not found next to {}: build them with `cargo build --release -p cli -p ingress -p workers` \
+             (or pass --no-workers)",
             path.display(),
             this.display()
         );
@@ -371,4 +663,57 @@ fn check_free(address: SocketAddr, flag: &str, hint: &str) -> anyhow::Result<()>
     TcpListener::bind(address)
         .map(drop)
         .with_context(|| format!("cannot listen on {address}{hint}; free it or pass {flag}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::Format as _;
+
+    use super::*;
+
+    #[test]
+    fn the_dev_forward_config_is_valid() {
+        let text = forward_config("nats://127.0.0.1:4333", "http://127.0.0.1:9000");
+        let figment = figment::Figment::from(figment::providers::Toml::string(&text));
+        let (runtime, forward) = workers::config::load::<workers::jobs::forward::ForwardConfig>(
+            &figment, "forward", "forward",
+        )
+        .expect("valid worker config");
+        assert_eq!(runtime.name, FORWARD_NAME);
+        assert_eq!(runtime.nats_url, "nats://127.0.0.1:4333");
+        assert_eq!(forward.targets.len(), 1);
+        assert_eq!(forward.targets[0].url, "http://127.0.0.1:9000/");
+    }
+
+    #[test]
+    fn the_github_sync_example_moves_into_the_data_folder() {
+        let example = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/examples/github-sync.toml"
+        ));
+        let text = github_sync_config(example, Path::new("/dev-data"), "nats://127.0.0.1:4333")
+            .expect("the example converts");
+        let figment = figment::Figment::from(figment::providers::Toml::string(&text));
+        let (runtime, sync) =
+            workers::config::load::<workers::jobs::github_sync::GithubSyncConfig>(
+                &figment,
+                "github_sync",
+                "github-sync",
+            )
+            .expect("valid worker config");
+        assert_eq!(runtime.nats_url, "nats://127.0.0.1:4333");
+        assert_eq!(runtime.listen, None);
+        assert_eq!(
+            sync.state_dir.as_deref(),
+            Some(Path::new("/dev-data/github-sync/state"))
+        );
+        assert!(!sync.targets.is_empty());
+        for target in &sync.targets {
+            assert!(
+                target.path.starts_with("/dev-data/github-sync/targets/"),
+                "{}",
+                target.path
+            );
+        }
+    }
 }

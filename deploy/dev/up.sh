@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tidegate dev mode in one command: installs nats-server if it is missing,
-# builds the CLI and the ingress, then runs `tidegate up` (nats-server with
-# JetStream in .tidegate/, the ingress with deploy/examples/tidegate.toml).
+# builds the CLI, the ingress and the workers, then runs `tidegate up`
+# (nats-server with JetStream in .tidegate/, the ingress with
+# deploy/examples/tidegate.toml, tidegate-forward delivering to a dev sink,
+# tidegate-github-sync with deploy/examples/github-sync.toml).
 # Arguments go to `tidegate up`, e.g. --listen 127.0.0.1:9090. Ctrl-C stops.
 set -euo pipefail
 
@@ -29,8 +31,8 @@ if ! command -v nats-server >/dev/null && [ ! -x /usr/sbin/nats-server ]; then
   fi
 fi
 
-# Only the two binaries dev mode runs, so work in progress elsewhere in the
+# Only the binaries dev mode runs, so work in progress elsewhere in the
 # workspace cannot stop it.
-cargo build --release -p cli -p ingress
+cargo build --release -p cli -p ingress -p workers
 
 exec "$repo_root/target/release/tidegate" up "$@"

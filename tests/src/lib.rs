@@ -3,6 +3,7 @@
 //! `127.0.0.1:0`, request signing as providers do it, and bounded polling.
 //! The suite lives in `suite/`, one module per feature.
 
+pub mod cli;
 pub mod ingress;
 pub mod logs;
 pub mod nats;

@@ -4,11 +4,14 @@
 mod abuse;
 mod agent_inbox;
 mod broker_down;
+mod cli;
+mod dlq;
 mod forward;
 mod github;
 mod github_sync;
 mod http_edges;
 mod large_payloads;
+mod replay;
 mod secrets;
 mod slow_clients;
 mod sync_callback;
