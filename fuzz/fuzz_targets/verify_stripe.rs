@@ -1,0 +1,72 @@
+//! The `stripe` verifier: no input panics; a request signed with a
+//! configured secret verifies when fresh, is stale otherwise, even among
+//! other `v1` entries; a flipped body byte is refused.
+#![no_main]
+
+use std::sync::{Arc, LazyLock};
+
+use arbitrary::Arbitrary;
+use ingress::config::Route;
+use ingress::verify::sign_stripe;
+use libfuzzer_sys::fuzz_target;
+use tidegate_fuzz::{
+    Clock, FuzzHeader, Key, NO_VARS, SECRETS, Timestamp, assert_mismatch, assert_not_open,
+    assert_signed_outcome, at, flipped, header_map, route, secrets_toml, set, without,
+};
+
+const HEADER: &str = "stripe-signature";
+
+static ROUTE: LazyLock<Arc<Route>> =
+    LazyLock::new(|| route(&format!("kind = \"stripe\"\n{}", secrets_toml(&SECRETS))));
+
+#[derive(Arbitrary, Debug)]
+struct Input<'a> {
+    headers: Vec<FuzzHeader<'a>>,
+    body: &'a [u8],
+    now: u32,
+    signed: Option<Signing>,
+}
+
+/// Replace the fuzzed `Stripe-Signature` with a correct one.
+#[derive(Arbitrary, Debug)]
+struct Signing {
+    key: Key,
+    timestamp: Timestamp,
+    /// Further `v1` entries (as for a secret being rolled), after the real one.
+    others: Vec<[u8; 32]>,
+    flip_at: usize,
+    flip_mask: u8,
+}
+
+fuzz_target!(|input: Input<'_>| {
+    let verifier = &ROUTE.verifier;
+    let headers = header_map(&[HEADER], &input.headers);
+    let now = at(u64::from(input.now));
+    assert_not_open(&verifier.verify_at(&headers, input.body, &NO_VARS, now));
+    let Some(signing) = input.signed else {
+        return;
+    };
+    let tolerance = verifier
+        .scheme
+        .tolerance()
+        .expect("the scheme signs a timestamp");
+    let clock = Clock::new(input.now, signing.timestamp, tolerance);
+    let mut value = sign_stripe(signing.key.secret().as_bytes(), clock.signed, input.body);
+    for other in &signing.others {
+        value.push_str(",v1=");
+        value.push_str(&hex_text(other));
+    }
+    let mut signed = without(headers, &[HEADER]);
+    set(&mut signed, HEADER, &value);
+
+    let result = verifier.verify_at(&signed, input.body, &NO_VARS, clock.now);
+    assert_signed_outcome(&result, signing.key, clock.fresh);
+
+    if let Some(tampered) = flipped(input.body, signing.flip_at, signing.flip_mask) {
+        assert_mismatch(&verifier.verify_at(&signed, &tampered, &NO_VARS, clock.now));
+    }
+});
+
+fn hex_text(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
