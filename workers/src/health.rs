@@ -8,8 +8,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-pub async fn serve(listener: TcpListener, client: async_nats::Client, shutdown: CancellationToken) {
-    let handle = metrics_handle();
+pub async fn serve(
+    listener: TcpListener,
+    client: async_nats::Client,
+    handle: PrometheusHandle,
+    shutdown: CancellationToken,
+) {
     let app = Router::new()
         .route(
             "/healthz",

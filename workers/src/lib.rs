@@ -49,6 +49,9 @@ pub async fn run<J: Job>(
         .connect(&config.nats_url)
         .await
         .with_context(|| format!("connecting to {}", config.nats_url))?;
+    // Install the recorder before anything is counted: a counter touched
+    // before it exists is lost.
+    let metrics = health::metrics_handle();
     let jetstream = async_nats::jetstream::new(client.clone());
     let (consumer, idempotency) =
         wait_for_streams(&jetstream, &config, &mut job, &shutdown).await?;
@@ -56,7 +59,12 @@ pub async fn run<J: Job>(
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .with_context(|| format!("binding {address}"))?;
-        tokio::spawn(health::serve(listener, client.clone(), shutdown.clone()));
+        tokio::spawn(health::serve(
+            listener,
+            client.clone(),
+            metrics,
+            shutdown.clone(),
+        ));
     }
     tokio::spawn(heartbeat(
         client.clone(),

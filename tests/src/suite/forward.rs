@@ -416,3 +416,48 @@ async fn a_large_payload_reaches_the_target_byte_for_byte_through_the_object_sto
     );
     assert_eq!(received.headers["content-type"], "application/json");
 }
+
+#[tokio::test]
+async fn a_worker_serves_health_and_metrics() {
+    let setup = setup(Script::default()).await;
+    let port = crate::nats::free_port();
+    let config = forwarder_config(&setup, "").replace(
+        "name = \"forward\"",
+        &format!("name = \"forward\"\nlisten = \"127.0.0.1:{port}\""),
+    );
+    let _worker = WorkerProcess::start("tidegate-forward", &config, &[]);
+    deliver(&setup.ingress, "d-0000").await;
+    eventually(Duration::from_secs(20), "completion", || async {
+        (setup.receiver.completed().len() == 1).then_some(())
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let health = eventually(Duration::from_secs(10), "/healthz", || async {
+        http.get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .ok()
+    })
+    .await;
+    assert_eq!(health.status(), 200);
+    let metrics = eventually(Duration::from_secs(10), "the processed counter", || async {
+        let text = http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains(r#"tidegate_worker_processed_total{worker="forward",status="completed"} 1"#)
+            .then_some(text)
+    })
+    .await;
+    for name in [
+        "tidegate_worker_started_total",
+        "tidegate_worker_finished_total",
+        "tidegate_worker_job_seconds",
+    ] {
+        assert!(metrics.contains(name), "missing {name} in\n{metrics}");
+    }
+}
