@@ -9,6 +9,9 @@ use clap::Parser;
 use ingress::config::Config;
 use tokio_util::sync::CancellationToken;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Verifies webhooks and publishes them to NATS JetStream.
 #[derive(Debug, Parser)]
 #[command(name = "tidegate-ingress", version)]
