@@ -12,11 +12,10 @@ use schemas::streams::{DELIVERIES_STREAM, RESULTS_STREAM};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::common::Common;
 use crate::pretty_json::pretty;
-use crate::scan::{Scan, Scanned, Start, rfc3339};
+use crate::scan::{Scan, Scanned, Start, last_sequence, parse_time, rfc3339};
 use crate::table::Table;
 
 /// List stored deliveries, or show one with its job results.
@@ -480,50 +479,4 @@ fn header_value(headers: &[(String, String)], name: &str) -> Option<String> {
         .iter()
         .find(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
         .map(|(_, value)| value.clone())
-}
-
-async fn last_sequence(jetstream: &jetstream::Context) -> anyhow::Result<u64> {
-    let mut stream = jetstream
-        .get_stream(DELIVERIES_STREAM)
-        .await
-        .with_context(|| format!("opening stream {DELIVERIES_STREAM}"))?;
-    let info = stream
-        .info()
-        .await
-        .with_context(|| format!("reading the state of {DELIVERIES_STREAM}"))?;
-    Ok(info.state.last_sequence)
-}
-
-/// `--since` / `--until`: RFC 3339 (any offset) or a duration ago (`2h`,
-/// `30m`, `1d 12h`, optionally followed by `ago`).
-pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
-    if let Ok(time) = OffsetDateTime::parse(text.trim(), &Rfc3339) {
-        return Ok(time);
-    }
-    let ago = text.trim().trim_end_matches("ago").trim();
-    let duration = humantime::parse_duration(ago).map_err(|_| {
-        format!("{text:?} is neither an RFC 3339 time (2024-05-01T12:00:00Z) nor a duration ago (2h, 30m)")
-    })?;
-    time::Duration::try_from(duration)
-        .ok()
-        .and_then(|duration| OffsetDateTime::now_utc().checked_sub(duration))
-        .ok_or_else(|| format!("{text:?} is too long ago"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339_or_a_duration_ago() {
-        let exact = parse_time("2024-05-01T12:00:00+02:00").expect("RFC 3339");
-        assert_eq!(exact.unix_timestamp(), 1_714_557_600);
-        let now = OffsetDateTime::now_utc();
-        for text in ["2h", "2h ago", " 120m "] {
-            let ago = parse_time(text).expect("a duration");
-            let off = (now - ago - time::Duration::hours(2)).abs();
-            assert!(off < time::Duration::seconds(5), "{text}: {off}");
-        }
-        assert!(parse_time("yesterday").is_err());
-    }
 }

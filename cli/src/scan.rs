@@ -10,7 +10,9 @@ use async_nats::jetstream::{
     consumer::{DeliverPolicy, pull::Ordered, pull::OrderedConfig},
 };
 use futures::StreamExt;
+use schemas::streams::DELIVERIES_STREAM;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Longest wait for the next message. The server sends idle heartbeats
 /// every few seconds, so silence this long means the broker is gone.
@@ -156,4 +158,36 @@ pub(crate) fn rfc3339(time: OffsetDateTime) -> String {
         .unwrap_or(time);
     time.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| time.unix_timestamp().to_string())
+}
+
+/// `--since` / `--until`: RFC 3339 (`2024-05-01T12:00:00Z`, any offset) or
+/// a duration ago (`2h`, `30m`, `1d 12h`, optionally followed by `ago`).
+pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    if let Ok(time) = OffsetDateTime::parse(text.trim(), &Rfc3339) {
+        return Ok(time);
+    }
+    let ago = text.trim().trim_end_matches("ago").trim();
+    let duration = humantime::parse_duration(ago).map_err(|_| {
+        format!(
+            "{text:?} is neither an RFC 3339 time (2024-05-01T12:00:00Z) nor a duration ago (2h, 30m)"
+        )
+    })?;
+    let duration =
+        time::Duration::try_from(duration).map_err(|_| format!("{text:?} is too long ago"))?;
+    OffsetDateTime::now_utc()
+        .checked_sub(duration)
+        .ok_or_else(|| format!("{text:?} is too long ago"))
+}
+
+/// The deliveries stream's last sequence: where a selection ends.
+pub(crate) async fn last_sequence(jetstream: &jetstream::Context) -> anyhow::Result<u64> {
+    let mut stream = jetstream
+        .get_stream(DELIVERIES_STREAM)
+        .await
+        .with_context(|| format!("opening stream {DELIVERIES_STREAM}"))?;
+    let info = stream
+        .info()
+        .await
+        .with_context(|| format!("reading the state of {DELIVERIES_STREAM}"))?;
+    Ok(info.state.last_sequence)
 }

@@ -18,7 +18,7 @@ use self::checkpoint::{Checkpoint, Status, Stored, Target};
 use self::republish::{Ending, Totals};
 use self::select::{DEFAULT_SUBJECT, Selection, Verdict};
 use crate::common::Common;
-use crate::scan::{Scan, rfc3339};
+use crate::scan::{Scan, last_sequence, rfc3339};
 
 /// Publish stored deliveries again. Workers skip a copy whose idempotency
 /// key already completed unless `--force` is given.
@@ -42,10 +42,10 @@ pub(crate) struct ReplayArgs {
     #[arg(long, value_name = "FILTER")]
     pub(crate) subject: Option<String>,
     /// Stored at or after this time: RFC 3339 or a duration ago (`2h`).
-    #[arg(long, value_name = "TIME", value_parser = select::parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = crate::scan::parse_time)]
     pub(crate) since: Option<OffsetDateTime>,
     /// Stored before this time: RFC 3339 or a duration ago (`30m`).
-    #[arg(long, value_name = "TIME", value_parser = select::parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = crate::scan::parse_time)]
     pub(crate) until: Option<OffsetDateTime>,
     /// From this stream sequence (inclusive).
     #[arg(long, value_name = "SEQ")]
@@ -200,18 +200,6 @@ async fn worker_filter(
     })?;
     let filter = info.config.filter_subject;
     Ok((!filter.is_empty()).then_some(filter))
-}
-
-async fn last_sequence(jetstream: &jetstream::Context) -> anyhow::Result<u64> {
-    let mut stream = jetstream
-        .get_stream(DELIVERIES_STREAM)
-        .await
-        .with_context(|| format!("opening stream {DELIVERIES_STREAM}"))?;
-    let info = stream
-        .info()
-        .await
-        .with_context(|| format!("reading the state of {DELIVERIES_STREAM}"))?;
-    Ok(info.state.last_sequence)
 }
 
 /// Lists the selection without publishing: one row (or JSON line) per

@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use schemas::headers::{DELIVERY_ID, REPLAY_OF};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::scan::{Scanned, Start};
 
@@ -142,28 +141,10 @@ pub(crate) fn delivery_id(scanned: &Scanned) -> Option<Cow<'_, str>> {
         .map(|only| only.id)
 }
 
-/// `--since` / `--until`: RFC 3339 (`2024-05-01T12:00:00Z`, any offset) or
-/// a duration ago (`2h`, `30m`, `1d 12h`, optionally followed by `ago`).
-pub(crate) fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
-    if let Ok(time) = OffsetDateTime::parse(text.trim(), &Rfc3339) {
-        return Ok(time);
-    }
-    let ago = text.trim().trim_end_matches("ago").trim();
-    let duration = humantime::parse_duration(ago).map_err(|_| {
-        format!(
-            "{text:?} is neither an RFC 3339 time (2024-05-01T12:00:00Z) nor a duration ago (2h, 30m)"
-        )
-    })?;
-    let duration =
-        time::Duration::try_from(duration).map_err(|_| format!("{text:?} is too long ago"))?;
-    OffsetDateTime::now_utc()
-        .checked_sub(duration)
-        .ok_or_else(|| format!("{text:?} is too long ago"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::parse_time;
 
     fn selection() -> Selection {
         Selection {
