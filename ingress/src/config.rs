@@ -721,7 +721,13 @@ fn compile_verifier(
                         ));
                     }
                 }
-                let known = env_secrets_for(template, env)
+                let known = env_secrets_for(template, env);
+                for name in ambiguous_names(template, known.keys()) {
+                    problems.push(format!(
+                        "{key}.secret_env: environment variable {name} has more `_` than `{template}` has separators, so two different requests could name it; use values without `_`"
+                    ));
+                }
+                let known = known
                     .into_iter()
                     .filter_map(|(name, secret)| {
                         let key = decode(&format!("{key}.secret_env ({name})"), secret, problems)?;
@@ -818,6 +824,31 @@ fn env_secrets_for(text: &str, env: &HashMap<String, String>) -> HashMap<String,
         .filter(|(name, _)| name.starts_with(prefix))
         .filter_map(|(name, value)| Some((name.clone(), Secret::new(value.as_str())?)))
         .collect()
+}
+
+/// Variable names a `secret_env` template could produce from more than one
+/// set of values. `WEBHOOK_SECRET_{agentId}_{query.source}` names
+/// `WEBHOOK_SECRET_a_b_c` for agent `a_b` and source `c`, and for agent `a`
+/// and source `b_c`: whoever holds one secret could publish as the other.
+/// A name with no more `_` after the prefix than the template has there is
+/// unambiguous; a request whose values contain `_` then names no variable.
+fn ambiguous_names<'a>(template: &str, names: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    let prefix = template.split('{').next().unwrap_or_default();
+    let mut separators = 0;
+    let mut inside = false;
+    for character in template[prefix.len()..].chars() {
+        match character {
+            '{' => inside = true,
+            '}' => inside = false,
+            '_' if !inside => separators += 1,
+            _ => {}
+        }
+    }
+    let mut ambiguous: Vec<&String> = names
+        .filter(|name| name[prefix.len()..].matches('_').count() > separators)
+        .collect();
+    ambiguous.sort();
+    ambiguous
 }
 
 /// `{name}` segments of an axum path; rejects malformed paths.

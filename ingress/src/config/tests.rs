@@ -201,3 +201,25 @@ fn github_routes_default_to_githubs_25_mib_cap() {
     let limits: Vec<u64> = config.routes.iter().map(|route| route.body_limit).collect();
     assert_eq!(limits, [1 << 20, 25 << 20, 64 << 10]);
 }
+
+#[test]
+fn ambiguous_per_agent_secret_names_fail_at_start_up() {
+    let ambiguous = problems(
+        &example(),
+        &[
+            ("GITHUB_WEBHOOK_SECRET", "s"),
+            ("TIDEGATE_API_TOKEN", "t"),
+            ("WEBHOOK_SECRET_flickclaw_putio", "fine"),
+            ("WEBHOOK_SECRET_a_b_c", "either a_b/c or a/b_c"),
+        ],
+    );
+    assert_eq!(ambiguous.len(), 1, "{ambiguous:#?}");
+    assert!(
+        ambiguous[0].contains("WEBHOOK_SECRET_a_b_c"),
+        "{ambiguous:#?}"
+    );
+    assert!(
+        !ambiguous[0].contains("either"),
+        "the secret's value was printed"
+    );
+}
