@@ -8,6 +8,7 @@ mod payload;
 mod processes;
 mod raw;
 mod replay;
+mod workers;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,6 +43,12 @@ struct Args {
     /// Replay mode: the CLI's `--window` (PubAcks in flight).
     #[arg(long, default_value_t = 512)]
     replay_window: u32,
+    /// Workers mode: 7 KB deliveries pre-filled for the consume rate.
+    #[arg(long, default_value_t = 50_000)]
+    workers_prefill: u64,
+    /// Workers mode: each forwarder's `consumer.concurrency`.
+    #[arg(long, default_value_t = 64)]
+    workers_concurrency: u32,
     /// Seconds of raw publishing.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     raw_duration: u64,
@@ -82,6 +89,9 @@ enum Mode {
     Ingress,
     /// `tidegate replay` over prefilled deliveries (not part of `all`).
     Replay,
+    /// The forwarder: consume rate from a pre-filled stream, and end to end
+    /// through the ingress, with one and two replicas (not part of `all`).
+    Workers,
 }
 
 /// The target: ingress throughput against the raw ceiling, and p99.
@@ -113,6 +123,19 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     );
     if args.mode == Mode::Replay {
         return run_replay(args, &body).await;
+    }
+    if args.mode == Mode::Workers {
+        let bench = workers::WorkersConfig {
+            prefill: args.workers_prefill,
+            prefill_window: args.replay_window as usize,
+            replicas: vec![1, 2],
+            concurrency: args.workers_concurrency,
+            connections: usize::from(args.connections),
+            duration: Duration::from_secs(args.duration),
+            route_path: args.path.clone(),
+            secret: args.secret.clone(),
+        };
+        return workers::run(&bench, &body).await;
     }
     let mut zero_loss = true;
     let raw_rate = if args.mode == Mode::Ingress {

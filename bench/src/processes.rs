@@ -20,12 +20,16 @@ pub(crate) struct Spawned {
 }
 
 impl Spawned {
+    pub(crate) fn new(child: Child) -> Spawned {
+        Spawned { child }
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Fails if the process has already exited (bad config, port taken).
-    fn check_running(&mut self, name: &str) -> anyhow::Result<()> {
+    pub(crate) fn check_running(&mut self, name: &str) -> anyhow::Result<()> {
         match self.child.try_wait()? {
             Some(status) => bail!("{name} exited early with {status}"),
             None => Ok(()),
@@ -210,7 +214,7 @@ pub(crate) fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
     Ok(listener.local_addr()?.port())
 }

@@ -44,7 +44,7 @@ pub async fn apply(context: &Context<'_>, outcome: Outcome) {
             let status = report.status();
             metrics::counter!(metric::PROCESSED, "worker" => worker.to_owned(), "status" => status_label(status))
                 .increment(1);
-            info!(status = status_label(status), "job finished");
+            debug!(status = status_label(status), "job finished");
             publish(context, status, Some(&report), None).await;
         }
         Outcome::Skip(reason) => {
