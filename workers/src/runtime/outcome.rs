@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, AckKind, Message};
 use schemas::JobStatus;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use super::dead_letter::{self, GiveUp};
 use super::dedupe::{self, Completion};
