@@ -8,7 +8,7 @@ use schemas::JobStatus;
 use schemas::headers::{REPLAY_FOR, REPLAY_FORCE, REPLAY_OF};
 use schemas::streams::DEAD_LETTER_STREAM;
 
-use super::replay::{OPEN_ROUTE, deliver, forwarder_config, latest_status};
+use super::forward::{OPEN_ROUTE, deliver, forwarder_config_for, latest_status};
 use crate::cli::tidegate;
 use crate::process::WorkerProcess;
 use crate::receiver::{Receiver, Script};
@@ -50,7 +50,7 @@ async fn a_redriven_dead_letter_completes_once_the_target_recovers() {
     .await;
     let _forwarder = WorkerProcess::start(
         "tidegate-forward",
-        &forwarder_config(&nats, &receiver, "max_deliver = 5"),
+        &forwarder_config_for(&nats, &receiver, "max_deliver = 5"),
         &[],
     );
     deliver(&ingress, "d-0000").await;
@@ -132,7 +132,7 @@ async fn redrive_all_of_a_worker_and_purge() {
     .await;
     let _forwarder = WorkerProcess::start(
         "tidegate-forward",
-        &forwarder_config(&nats, &receiver, "max_deliver = 5"),
+        &forwarder_config_for(&nats, &receiver, "max_deliver = 5"),
         &[],
     );
     for id in ["p-0", "p-1", "p-2"] {

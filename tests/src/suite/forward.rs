@@ -18,7 +18,7 @@ use crate::{NatsServer, TestIngress, eventually};
 /// Standard Webhooks secret the forwarder signs with.
 const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-const OPEN_ROUTE: &str = r#"
+pub(crate) const OPEN_ROUTE: &str = r#"
 [[routes]]
 name = "hooks"
 path = "/hooks/{name}"
@@ -46,6 +46,16 @@ async fn setup(script: Script) -> Setup {
 }
 
 fn forwarder_config(setup: &Setup, consumer: &str) -> String {
+    forwarder_config_for(&setup.nats, &setup.receiver, consumer)
+}
+
+/// A forwarder on durable `forward` that signs and posts `tidegate.in.hooks.>`
+/// deliveries to `receiver`, with extra `[consumer]` settings.
+pub(crate) fn forwarder_config_for(
+    nats: &NatsServer,
+    receiver: &Receiver,
+    consumer: &str,
+) -> String {
     format!(
         r#"
 nats_url = "{nats}"
@@ -59,12 +69,12 @@ subjects = "tidegate.in.hooks.>"
 url = "{url}"
 secret = {{ value = "{SIGNING_SECRET}" }}
 "#,
-        nats = setup.nats.url(),
-        url = setup.receiver.url(),
+        nats = nats.url(),
+        url = receiver.url(),
     )
 }
 
-async fn deliver(ingress: &TestIngress, id: &str) {
+pub(crate) async fn deliver(ingress: &TestIngress, id: &str) {
     let response = ingress
         .http
         .post(ingress.url("/hooks/job"))
@@ -119,7 +129,7 @@ async fn dead_letters(nats: &NatsServer) -> Vec<DeadLetter> {
     letters
 }
 
-async fn latest_status(nats: &NatsServer, id: &str) -> Option<schemas::JobResult> {
+pub(crate) async fn latest_status(nats: &NatsServer, id: &str) -> Option<schemas::JobResult> {
     let jetstream = nats.jetstream().await;
     jetstream.get_stream(RESULTS_STREAM).await.ok()?;
     workers::runtime::report::latest(&jetstream, "forward", id)

@@ -9,39 +9,16 @@ use std::time::{Duration, SystemTime};
 use async_nats::jetstream::{consumer, message::StreamMessage};
 use schemas::JobStatus;
 use schemas::headers::{DELIVERY_ID, MSG_ID, REPLAY_FOR, REPLAY_FORCE, REPLAY_OF, ROUTE};
-use schemas::streams::{DELIVERIES_STREAM, RESULTS_STREAM};
+use schemas::streams::DELIVERIES_STREAM;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 // Re-exported for the other CLI suites.
+use super::forward::{OPEN_ROUTE, deliver, forwarder_config_for, latest_status};
 pub(crate) use crate::cli::CliRun;
 use crate::cli::{tidegate, tidegate_command};
 use crate::process::WorkerProcess;
 use crate::receiver::{Receiver, Script};
 use crate::{NatsServer, TestIngress, eventually};
-
-/// An open route whose delivery id comes from a header, so tests name them.
-pub(crate) const OPEN_ROUTE: &str = r#"
-[[routes]]
-name = "hooks"
-path = "/hooks/{name}"
-subject = "hooks.{name}"
-delivery_id = "header:x-delivery"
-[routes.verifier]
-kind = "none"
-"#;
-
-pub(crate) async fn deliver(ingress: &TestIngress, id: &str) {
-    let response = ingress
-        .http
-        .post(ingress.url("/hooks/job"))
-        .header("content-type", "application/json")
-        .header("x-delivery", id)
-        .body(format!(r#"{{"job":"{id}"}}"#))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(response.status(), 202, "delivery {id}");
-}
 
 async fn deliver_all(ingress: &TestIngress, ids: &[String]) {
     for id in ids {
@@ -409,36 +386,6 @@ async fn checkpoint(nats: &NatsServer, id: &str) -> serde_json::Value {
     serde_json::from_slice(&value).expect("checkpoint JSON")
 }
 
-/// Standard Webhooks secret the forwarder signs with.
-const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-pub(crate) fn forwarder_config(nats: &NatsServer, receiver: &Receiver, consumer: &str) -> String {
-    format!(
-        r#"
-nats_url = "{nats}"
-name = "forward"
-[consumer]
-{consumer}
-[forward]
-timeout = "5s"
-[[forward.targets]]
-subjects = "tidegate.in.hooks.>"
-url = "{url}"
-secret = {{ value = "{SIGNING_SECRET}" }}
-"#,
-        nats = nats.url(),
-        url = receiver.url(),
-    )
-}
-
-pub(crate) async fn latest_status(nats: &NatsServer, id: &str) -> Option<schemas::JobResult> {
-    let jetstream = nats.jetstream().await;
-    jetstream.get_stream(RESULTS_STREAM).await.ok()?;
-    workers::runtime::report::latest(&jetstream, "forward", id)
-        .await
-        .expect("results query")
-}
-
 /// Waits until the `forward` consumer has acknowledged everything.
 async fn forwarder_caught_up(nats: &NatsServer) {
     let jetstream = nats.jetstream().await;
@@ -461,7 +408,7 @@ async fn completed_deliveries_are_skipped_unless_forced() {
     let receiver = Receiver::start(Script::default()).await;
     let _forwarder = WorkerProcess::start(
         "tidegate-forward",
-        &forwarder_config(&nats, &receiver, ""),
+        &forwarder_config_for(&nats, &receiver, ""),
         &[],
     );
     let all = ids("f", 3);
