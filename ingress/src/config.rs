@@ -8,107 +8,64 @@ mod raw;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use http::{HeaderName, Method, StatusCode};
 
-use crate::client_ip::IpList;
+use crate::nats::BrokerConfig;
 use crate::limit::Admission;
 use crate::secret::Secret;
+use crate::serve::HttpConfig;
+use crate::telemetry::LogConfig;
 use crate::subject::{Template, Var};
 use crate::verify::{
     DEFAULT_TOLERANCE, Scheme, Secrets, Verifier, decode_standard_webhooks_secret,
 };
 pub use lenient::Lenient;
-use raw::{RawConfig, RawRoute, RawSecretSource, RawVerifier, parse_duration, parse_size};
+use broker::settings::{parse_duration, parse_size};
+use raw::{RawConfig, RawRoute, RawSecretSource, RawVerifier};
 
 /// Paths the ingress serves itself; routes may not use them.
 pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Top-level keys that `TIDEGATE_*` variables may set. Other `TIDEGATE_`
 /// variables (`TIDEGATE_CONFIG`, secrets such as `TIDEGATE_API_TOKEN`) are
-/// not configuration keys and are left alone.
-const ENV_KEYS: [&str; 7] = [
+/// not configuration keys and are left alone. `TIDEGATE_NATS_URL` sets
+/// `nats.url`.
+const ENV_KEYS: [&str; 8] = [
     "listen",
-    "nats_url",
     "public_url",
     "nats",
+    "jetstream",
     "stream",
     "http",
     "log",
+    "routes",
 ];
 
-/// The whole ingress configuration, validated.
+/// Keys of earlier versions, with where they went.
+const MOVED_KEYS: [(&str, &str); 4] = [
+    ("nats_url", "moved to [nats] url (TIDEGATE_NATS_URL still sets it)"),
+    ("nats.credentials_file", "renamed to nats.creds"),
+    ("nats.retry_after", "moved to http.retry_after"),
+    ("stream.replicas", "moved to jetstream.replicas (every stream and bucket)"),
+];
+
+/// The whole ingress configuration, validated; each component's part is
+/// typed by that component (`serve`, `telemetry`, `broker`).
 #[derive(Debug)]
 pub struct Config {
     pub listen: SocketAddr,
     /// Base URL printed for routes (`http://<listen>` unless configured).
     pub public_url: String,
-    pub nats: NatsConfig,
-    pub stream: StreamConfig,
+    pub broker: BrokerConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
     pub routes: Vec<Arc<Route>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct NatsConfig {
-    pub url: String,
-    pub name: String,
-    pub connect_timeout: Duration,
-    /// Longest wait for a PubAck before the request answers 503.
-    pub publish_timeout: Duration,
-    /// `Retry-After` sent with a 503.
-    pub retry_after: Duration,
-    pub max_acks_in_flight: usize,
-    pub auth: NatsAuth,
-}
-
-#[derive(Debug, Clone)]
-pub enum NatsAuth {
-    None,
-    CredentialsFile(PathBuf),
-    Token(Secret),
-    UserPassword { user: String, password: Secret },
-}
-
-/// Settings applied to the deliveries stream at start-up.
-#[derive(Debug, Clone)]
-pub struct StreamConfig {
-    pub replicas: usize,
-    pub max_age: Duration,
-    /// `None`: unlimited.
-    pub max_bytes: Option<u64>,
-    pub duplicate_window: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    /// A client must send its request head within this time.
-    pub header_read_timeout: Duration,
-    /// A client must send its whole body within this time (else 408).
-    pub body_timeout: Duration,
-    pub max_connections: usize,
-    /// How long shutdown waits for in-flight requests.
-    pub shutdown_grace: Duration,
-    /// Peers whose `CF-Connecting-IP` / `X-Forwarded-For` name the client
-    /// (`client_ip.rs`); empty: the TCP peer is always the client.
-    pub trusted_proxies: IpList,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogConfig {
-    pub format: LogFormat,
 }
 
 /// One configured webhook endpoint.
@@ -210,14 +167,7 @@ const CREDENTIAL_HEADERS: [&str; 7] = [
 impl Config {
     /// Figment layers for a file (optional) and the environment.
     pub fn figment(file: Option<&Path>) -> Figment {
-        let mut figment = Figment::new();
-        if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        figment.merge(Env::prefixed("TIDEGATE_").split("__").filter(|key| {
-            let top = key.as_str().split('.').next().unwrap_or_default();
-            ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
-        }))
+        broker::settings::figment(file, &ENV_KEYS)
     }
 
     /// Parses and validates. `env` is the process environment (secrets named
@@ -245,7 +195,11 @@ fn parse_raw(figment: &Figment, problems: &mut Vec<String>) -> Result<RawConfig,
         problems: error.into_iter().map(|error| error.to_string()).collect(),
     })?;
     serde_ignored::deserialize(&value, |path| {
-        problems.push(format!("{path}: unknown key"));
+        let path = path.to_string();
+        match MOVED_KEYS.iter().find(|(key, _)| *key == path) {
+            Some((_, moved)) => problems.push(format!("{path}: {moved}")),
+            None => problems.push(format!("{path}: unknown key")),
+        }
     })
     .map_err(|error| ConfigError {
         problems: vec![error.to_string()],
@@ -262,48 +216,13 @@ fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<Str
             .parse::<SocketAddr>()
             .map_err(|_| format!("`{}` is not an address such as 127.0.0.1:8080", raw.listen)),
     );
-    let duration = |problems: &mut Vec<String>, key: &str, text: &str| {
-        ok(problems, key, parse_duration(text)).unwrap_or_default()
+    let broker = BrokerConfig {
+        nats: raw.nats.compile("tidegate-ingress", env, problems),
+        jetstream: raw.jetstream.compile(problems),
+        stream: raw.stream.compile(problems),
     };
-    let nats = NatsConfig {
-        url: raw.nats_url.clone(),
-        name: raw.nats.name.clone(),
-        connect_timeout: duration(problems, "nats.connect_timeout", &raw.nats.connect_timeout),
-        publish_timeout: duration(problems, "nats.publish_timeout", &raw.nats.publish_timeout),
-        retry_after: duration(problems, "nats.retry_after", &raw.nats.retry_after),
-        max_acks_in_flight: raw.nats.max_acks_in_flight.max(1),
-        auth: NatsAuth::None,
-    };
-    let stream = StreamConfig {
-        replicas: raw.stream.replicas,
-        max_age: duration(problems, "stream.max_age", &raw.stream.max_age),
-        max_bytes: ok(
-            problems,
-            "stream.max_bytes",
-            parse_size(&raw.stream.max_bytes),
-        )
-        .flatten(),
-        duplicate_window: duration(
-            problems,
-            "stream.duplicate_window",
-            &raw.stream.duplicate_window,
-        ),
-    };
-    let http = HttpConfig {
-        header_read_timeout: duration(
-            problems,
-            "http.header_read_timeout",
-            &raw.http.header_read_timeout,
-        ),
-        body_timeout: duration(problems, "http.body_timeout", &raw.http.body_timeout),
-        max_connections: raw.http.max_connections.max(1),
-        shutdown_grace: duration(problems, "http.shutdown_grace", &raw.http.shutdown_grace),
-        trusted_proxies: admission::ip_list(
-            "http.trusted_proxies",
-            &raw.http.trusted_proxies,
-            problems,
-        ),
-    };
+    let http = raw.http.compile(problems);
+    let log = raw.log.compile(problems);
     let default_limits = raw
         .http
         .rate_limit
@@ -317,24 +236,6 @@ fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<Str
     )
     .flatten()
     .unwrap_or(1 << 20);
-    let format = match raw.log.format.as_deref() {
-        None | Some("text") => LogFormat::Text,
-        Some("json") => LogFormat::Json,
-        Some(other) => {
-            problems.push(format!("log.format: `{other}` is not text or json"));
-            LogFormat::Text
-        }
-    };
-    if !(raw.nats_url.starts_with("nats://")
-        || raw.nats_url.starts_with("tls://")
-        || raw.nats_url.contains(':'))
-    {
-        problems.push(format!("nats_url: `{}` is not a NATS URL", raw.nats_url));
-    }
-    if raw.stream.replicas == 0 || raw.stream.replicas > 5 {
-        problems.push("stream.replicas: must be between 1 and 5".into());
-    }
-    let auth = nats_auth(&raw, env, problems);
     let public_url = raw
         .public_url
         .clone()
@@ -363,10 +264,9 @@ fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<Str
     Config {
         listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         public_url,
-        nats: NatsConfig { auth, ..nats },
-        stream,
+        broker,
         http,
-        log: LogConfig { format },
+        log,
         routes,
     }
 }
@@ -376,38 +276,6 @@ fn ok<T>(problems: &mut Vec<String>, key: &str, result: Result<T, String>) -> Op
     result
         .map_err(|why| problems.push(format!("{key}: {why}")))
         .ok()
-}
-
-fn nats_auth(
-    raw: &RawConfig,
-    env: &HashMap<String, String>,
-    problems: &mut Vec<String>,
-) -> NatsAuth {
-    let nats = &raw.nats;
-    match (
-        &nats.credentials_file,
-        &nats.token,
-        &nats.user,
-        &nats.password,
-    ) {
-        (None, None, None, None) => NatsAuth::None,
-        (Some(file), None, None, None) => NatsAuth::CredentialsFile(PathBuf::from(file)),
-        (None, Some(token), None, None) => resolve_secret("nats.token", token, env, problems)
-            .map(NatsAuth::Token)
-            .unwrap_or(NatsAuth::None),
-        (None, None, Some(user), Some(password)) => {
-            resolve_secret("nats.password", password, env, problems)
-                .map(|password| NatsAuth::UserPassword {
-                    user: user.clone(),
-                    password,
-                })
-                .unwrap_or(NatsAuth::None)
-        }
-        _ => {
-            problems.push("nats: set one of credentials_file, token, or user with password".into());
-            NatsAuth::None
-        }
-    }
 }
 
 fn compile_route(

@@ -21,7 +21,8 @@ use crate::AppState;
 use crate::config::{Mode, Route};
 use crate::envelope::{self, Incoming};
 use crate::error::IngressError;
-use crate::publish::{PublishError, Published};
+use broker::PublishError;
+use broker::payload::PayloadError;
 use crate::subject::{Vars, check_token};
 use crate::telemetry::metric;
 use crate::verify::Verified;
@@ -43,7 +44,7 @@ pub async fn handle(state: Arc<AppState>, route: Arc<Route>, request: Request) -
         match run(&state, &route, request).await {
             Ok(response) => response,
             Err(error) => {
-                log_refusal(&route, &error);
+                log_refusal(&state, &route, &error);
                 error.into_response()
             }
         }
@@ -59,10 +60,15 @@ pub async fn handle(state: Arc<AppState>, route: Arc<Route>, request: Request) -
     response
 }
 
-fn log_refusal(route: &Route, error: &IngressError) {
+/// Server-side refusals are logged at WARN, at most one line a second
+/// (under load a broker outage would otherwise write one per request);
+/// the metrics count every one.
+fn log_refusal(state: &AppState, route: &Route, error: &IngressError) {
     let status = error.status();
     if status.is_server_error() {
-        warn!(route = %route.name, status = status.as_u16(), error = %error, "delivery not accepted");
+        if let Some(suppressed) = state.refusals.allow() {
+            warn!(route = %route.name, status = status.as_u16(), error = %error, suppressed, "delivery not accepted");
+        }
     } else {
         debug!(route = %route.name, status = status.as_u16(), error = %error, "delivery refused");
     }
@@ -158,7 +164,7 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
         state
             .broker
             .max_payload()
-            .saturating_sub(crate::object::ENVELOPE_HEADROOM)
+            .saturating_sub(envelope::ENVELOPE_HEADROOM)
     });
     let built = envelope::build_within(
         &incoming,
@@ -189,7 +195,7 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
             .broker
             .store_payload(&route.name, reference, &body)
             .await
-            .map_err(|error| publish_error(state, &error))?;
+            .map_err(|error| payload_error(state, &error))?;
     }
     // Scoped by route so that two sources can never collide on an id.
     headers.insert(
@@ -201,10 +207,10 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
         .publish(&route.name, subject.into(), headers, built.json.into())
         .await
         .map_err(|error| publish_error(state, &error))?;
-    let (status, duplicate, outcome) = match published {
-        Published::Stored { .. } if ignored => (StatusCode::OK, false, "ignored"),
-        Published::Stored { .. } => (StatusCode::ACCEPTED, false, "stored"),
-        Published::Duplicate { .. } => (StatusCode::OK, true, "duplicate"),
+    let (status, duplicate, outcome) = match published.duplicate {
+        false if ignored => (StatusCode::OK, false, "ignored"),
+        false => (StatusCode::ACCEPTED, false, "stored"),
+        true => (StatusCode::OK, true, "duplicate"),
     };
     metrics::counter!(metric::DELIVERIES, "route" => route.name.clone(), "outcome" => outcome)
         .increment(1);
@@ -251,16 +257,37 @@ fn subject_for(
     Ok(subject)
 }
 
+/// Every publish failure but an oversized envelope is transient: 503 with
+/// `Retry-After`, and a message that says what happened.
 fn publish_error(state: &AppState, error: &PublishError) -> IngressError {
+    let retry_after = state.http.retry_after;
     match error {
         // Not transient: retrying the same body cannot succeed.
         PublishError::TooLarge { size, max } => {
             error!(size, max, "envelope exceeds the broker's max_payload");
             IngressError::TooLarge { limit: *max as u64 }
         }
-        _ => IngressError::Unavailable {
-            retry_after: state.broker.nats.retry_after,
+        PublishError::Full(why) => {
+            let limits = &state.broker.config.stream;
+            let max_bytes = limits
+                .max_bytes
+                .map_or_else(|| "unlimited".to_owned(), |bytes| format!("{bytes} bytes"));
+            IngressError::StreamFull {
+                retry_after,
+                detail: format!("{why}; stream.max_bytes is {max_bytes}"),
+            }
+        }
+        other => IngressError::Unavailable {
+            retry_after,
+            detail: other.to_string(),
         },
+    }
+}
+
+fn payload_error(state: &AppState, error: &PayloadError) -> IngressError {
+    IngressError::Unavailable {
+        retry_after: state.http.retry_after,
+        detail: format!("the payload bucket: {error}"),
     }
 }
 

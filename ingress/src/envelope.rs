@@ -15,6 +15,11 @@ use crate::config::{DeliveryIdSource, Normalize, Route, ValueSource};
 use crate::error::IngressError;
 use crate::normalize::github;
 
+/// Room left in a message for the envelope's other fields and the NATS
+/// headers: a payload whose embedded form is longer than `max_payload`
+/// minus this goes to the object store.
+pub const ENVELOPE_HEADROOM: usize = 8 * 1024;
+
 /// Longest delivery id accepted from a provider header.
 const MAX_ID_LEN: usize = 200;
 
@@ -180,7 +185,7 @@ pub fn build(
 /// Serializes the envelope. The JSON payload is borrowed from the request
 /// and written as is; only other media types are encoded. A payload whose
 /// embedded form would exceed `max_inline` bytes is left out and referenced
-/// instead (`payload_encoding: "object"`, see `object.rs`); it is still
+/// instead (`payload_encoding: "object"`, see `broker::payload`); it is still
 /// checked and normalized here, before anything is uploaded.
 pub fn build_within(
     incoming: &Incoming<'_>,
@@ -211,7 +216,7 @@ pub fn build_within(
     };
     let payload_ref = max_inline
         .filter(|max| embedded_len > *max)
-        .map(|_| crate::object::payload_ref(&incoming.route.name, id, body));
+        .map(|_| broker::payload::payload_ref(&incoming.route.name, id, body));
     let encoded;
     let (encoding, payload): (PayloadEncoding, Option<&RawValue>) = if payload_ref.is_some() {
         (PayloadEncoding::Object, None)

@@ -38,8 +38,16 @@ pub enum IngressError {
     IpNotAllowed,
     #[error("too many requests; retry later")]
     RateLimited { retry_after: Duration },
-    #[error("the broker is unavailable; retry later")]
-    Unavailable { retry_after: Duration },
+    #[error("the broker is unavailable ({detail}); retry later")]
+    Unavailable {
+        retry_after: Duration,
+        detail: String,
+    },
+    #[error("the deliveries stream is full ({detail}); retry later")]
+    StreamFull {
+        retry_after: Duration,
+        detail: String,
+    },
     #[error("no worker is answering this route; retry later")]
     NoResponders { retry_after: Duration },
     #[error("the worker did not answer in time")]
@@ -70,9 +78,9 @@ impl IngressError {
             IngressError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             IngressError::IpNotAllowed => StatusCode::FORBIDDEN,
             IngressError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            IngressError::Unavailable { .. } | IngressError::NoResponders { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IngressError::Unavailable { .. }
+            | IngressError::StreamFull { .. }
+            | IngressError::NoResponders { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngressError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             IngressError::BadReply => StatusCode::BAD_GATEWAY,
             IngressError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -94,6 +102,7 @@ impl IngressError {
             IngressError::IpNotAllowed => "ip_not_allowed",
             IngressError::RateLimited { .. } => "rate_limited",
             IngressError::Unavailable { .. } => "broker_unavailable",
+            IngressError::StreamFull { .. } => "stream_full",
             IngressError::NoResponders { .. } => "no_worker",
             IngressError::GatewayTimeout => "worker_timeout",
             IngressError::BadReply => "bad_worker_reply",
@@ -127,7 +136,8 @@ impl IntoResponse for IngressError {
             IngressError::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, allow);
             }
-            IngressError::Unavailable { retry_after }
+            IngressError::Unavailable { retry_after, .. }
+            | IngressError::StreamFull { retry_after, .. }
             | IngressError::NoResponders { retry_after } => {
                 let seconds = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -1,5 +1,6 @@
-//! `/healthz` (the process is up), `/readyz` (connected to NATS and the
-//! deliveries stream exists) and `/metrics` (Prometheus text).
+//! `/healthz` (the process is up), `/readyz` (a delivery would be stored
+//! now: a PubAck or a readiness probe answered lately, see `readiness.rs`)
+//! and `/metrics` (Prometheus text).
 
 use std::sync::Arc;
 
@@ -17,17 +18,17 @@ pub async fn healthz() -> Response {
 
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let connected = state.broker.is_connected();
-    let ready = state.broker.is_ready();
+    let ready = state.broker.ready();
     let body = Json(json!({
-        "status": if ready { "ready" } else { "unavailable" },
+        "status": if ready.is_ok() { "ready" } else { "unavailable" },
         "nats": if connected { "connected" } else { "disconnected" },
-        "stream": ready,
+        "reason": ready.as_ref().err().map(ToString::to_string),
     }));
-    if ready {
+    if ready.is_ok() {
         body.into_response()
     } else {
         let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
-        let seconds = state.broker.nats.retry_after.as_secs().max(1);
+        let seconds = state.http.retry_after.as_secs().max(1);
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));

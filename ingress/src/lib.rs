@@ -2,7 +2,7 @@
 //! an envelope, publish it to JetStream and answer only after the PubAck.
 //! `run` and `router` are the seams the binary and the tests use.
 
-pub mod broker;
+pub mod nats;
 pub mod client_ip;
 pub mod config;
 pub mod deliver;
@@ -11,8 +11,8 @@ pub mod error;
 pub mod health;
 pub mod limit;
 pub mod normalize;
-pub mod object;
 pub mod publish;
+pub mod readiness;
 pub mod secret;
 pub mod serve;
 pub mod subject;
@@ -31,9 +31,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::broker::Broker;
-use crate::config::{Config, HttpConfig, Route};
+use crate::nats::Broker;
+use crate::config::{Config, Route};
 use crate::error::IngressError;
+use crate::serve::HttpConfig;
 use crate::verify::{Scheme, Secrets};
 
 /// What every request handler shares. Holds no per-delivery state.
@@ -42,6 +43,8 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     pub http: HttpConfig,
     pub metrics: PrometheusHandle,
+    /// Bounds the WARN lines for refused deliveries (metrics count each).
+    pub refusals: telemetry::LogLimiter,
 }
 
 /// Connects to NATS, keeps the stream present, and serves until `shutdown`
@@ -51,28 +54,56 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let broker = Broker::connect(&config.nats, &config.stream).await?;
-    let maintainer = tokio::spawn(broker.clone().maintain(shutdown.clone()));
+    let metrics = telemetry::metrics_handle();
+    let route_names: Vec<&str> = config.routes.iter().map(|route| route.name.as_str()).collect();
+    telemetry::register_metrics(&route_names);
+    let broker = Broker::start(config.broker.clone()).await?;
+    // The maintainer ends the ingress when the broker cannot be used at
+    // all (a server too old, a stream change that would drop data).
+    let fatal = CancellationToken::new();
+    let maintainer = tokio::spawn({
+        let (broker, shutdown, fatal) = (broker.clone(), shutdown.clone(), fatal.clone());
+        async move {
+            let result = broker.maintain(shutdown).await;
+            if result.is_err() {
+                fatal.cancel();
+            }
+            result
+        }
+    });
     warn_about_open_routes(&config.routes);
     let state = Arc::new(AppState {
         broker: broker.clone(),
         http: config.http.clone(),
-        metrics: telemetry::metrics_handle(),
+        metrics,
+        refusals: telemetry::LogLimiter::default(),
     });
     let app = router(state, &config.routes);
     info!(address = %listener.local_addr()?, routes = config.routes.len(), "listening");
+    let stop = shutdown.clone();
+    tokio::spawn({
+        let (fatal, stop) = (fatal.clone(), stop.clone());
+        async move {
+            fatal.cancelled().await;
+            stop.cancel();
+        }
+    });
     serve::serve(listener, app, &config.http, shutdown.clone()).await;
     shutdown.cancel();
-    drop(maintainer.await);
+    let maintained = maintainer.await;
     // Requests are drained; flush what is left in the client buffer, but
     // don't wait forever for a broker that is down.
-    match tokio::time::timeout(broker.nats.publish_timeout, broker.client.flush()).await {
+    let client = &broker.connection.client;
+    match tokio::time::timeout(config.broker.nats.publish_timeout, client.flush()).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => warn!(error = %error, "flushing the nats connection failed"),
         Err(_) => warn!("nats is unreachable; stopping without a final flush"),
     }
     info!("stopped");
-    Ok(())
+    match maintained {
+        Ok(result) => result,
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// One axum route per configured route, plus health and metrics.

@@ -17,6 +17,30 @@ use crate::client_ip::{IpList, client_ip};
 use crate::error::IngressError;
 use crate::telemetry::metric;
 
+/// `rate_limit` as written (`http.rate_limit` or a route's own).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct RawRateLimit {
+    /// All clients of the route together.
+    #[serde(default)]
+    pub per_route: Option<RawRate>,
+    /// Each client address (IPv6: each /64).
+    #[serde(default)]
+    pub per_client: Option<RawRate>,
+}
+
+/// Integers are read wide so that a negative one is reported by key.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RawRate {
+    /// `10/s`, `600/m`, `1/10s`.
+    pub rate: String,
+    /// Requests admitted at once; the rate's count when unset.
+    #[serde(default)]
+    pub burst: Option<i64>,
+    /// per_client only: addresses tracked at once.
+    #[serde(default)]
+    pub max_clients: Option<i64>,
+}
+
 /// Addresses tracked per route when `max_clients` is not set.
 pub const DEFAULT_MAX_CLIENTS: usize = 100_000;
 

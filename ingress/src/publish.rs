@@ -1,78 +1,55 @@
-//! Publishing a delivery: `Nats-Msg-Id` for de-duplication, then wait for the
-//! PubAck. There is no success without a PubAck; every failure is a
-//! `PublishError`, which the ingress answers with 503.
+//! Storing a delivery: a large body into the payload bucket first, then the
+//! envelope with `Nats-Msg-Id`, answered only after the PubAck. Outcomes
+//! feed readiness and the metrics; refusals are logged at a bounded rate.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::message::PublishMessage;
 use async_nats::subject::Subject;
+use broker::payload::{self, PayloadError};
+use broker::{PublishError, Stored};
 use bytes::Bytes;
+use schemas::PayloadRef;
+use tracing::debug;
 
-use crate::broker::Broker;
+use crate::nats::Broker;
 use crate::telemetry::metric;
 
-/// What JetStream said about a stored delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Published {
-    Stored {
-        sequence: u64,
-    },
-    /// Same `Nats-Msg-Id` within the duplicate window: stored once already.
-    Duplicate {
-        sequence: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
-    #[error("not connected to nats")]
-    NotConnected,
-    #[error("the deliveries stream does not exist")]
-    StreamMissing,
-    #[error("the payload bucket does not exist")]
-    BucketMissing,
-    #[error("no PubAck within {0:?}")]
-    TimedOut(Duration),
-    #[error("message of {size} bytes exceeds the server's max_payload of {max}")]
-    TooLarge { size: usize, max: usize },
-    #[error("publish failed: {0}")]
-    Failed(String),
-}
-
-impl PublishError {
-    /// A short, bounded label for metrics.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            PublishError::NotConnected => "not_connected",
-            PublishError::StreamMissing => "stream_missing",
-            PublishError::BucketMissing => "bucket_missing",
-            PublishError::TimedOut(_) => "timeout",
-            PublishError::TooLarge { .. } => "too_large",
-            PublishError::Failed(_) => "failed",
-        }
-    }
-}
-
 impl Broker {
-    /// Publishes and waits for the PubAck, at most `publish_timeout`.
+    /// Publishes and waits for the PubAck, at most `nats.publish_timeout`.
     pub async fn publish(
         &self,
         route: &str,
         subject: Subject,
         headers: HeaderMap,
-        payload: Bytes,
-    ) -> Result<Published, PublishError> {
-        // While disconnected the client would queue the message and the
-        // request would wait out the whole timeout; answer at once instead.
-        if !self.is_connected() {
-            return Err(PublishError::NotConnected);
-        }
-        let started = Instant::now();
-        let result = self.publish_and_wait(subject, headers, payload).await;
-        metrics::histogram!(metric::PUBLISH_SECONDS, "route" => route.to_owned())
-            .record(started.elapsed().as_secs_f64());
+        envelope: Bytes,
+    ) -> Result<Stored, PublishError> {
+        let result = if self.is_connected() {
+            let started = Instant::now();
+            let result = broker::publish::publish(
+                &self.connection.jetstream,
+                subject,
+                headers,
+                envelope,
+                self.config.nats.publish_timeout,
+            )
+            .await
+            .map_err(|error| match error {
+                // The crate cannot know our timeout; name it.
+                PublishError::TimedOut(_) => {
+                    PublishError::TimedOut(self.config.nats.publish_timeout)
+                }
+                other => other,
+            });
+            metrics::histogram!(metric::PUBLISH_SECONDS, "route" => route.to_owned())
+                .record(started.elapsed().as_secs_f64());
+            result
+        } else {
+            // While disconnected the client would queue the message and the
+            // request would wait out the whole timeout; answer at once.
+            Err(PublishError::NotConnected)
+        };
+        self.readiness.record(&result);
         if let Err(error) = &result {
             metrics::counter!(
                 metric::PUBLISH_FAILURES,
@@ -80,60 +57,50 @@ impl Broker {
                 "reason" => error.reason()
             )
             .increment(1);
-            if *error == PublishError::StreamMissing {
-                self.stream_missing();
-            }
         }
         result
     }
 
-    async fn publish_and_wait(
+    /// Stores a body too large for one message under `reference`, unless an
+    /// identical object is already there (a redelivery). Only after this
+    /// returns `Ok` may the envelope pointing at it be published.
+    pub async fn store_payload(
         &self,
-        subject: Subject,
-        headers: HeaderMap,
-        payload: Bytes,
-    ) -> Result<Published, PublishError> {
-        let timeout = self.nats.publish_timeout;
-        let size = payload.len();
-        let publish = PublishMessage::build().payload(payload).headers(headers);
-        let wait = async {
-            let ack_future = self
-                .jetstream
-                .send_publish(subject, publish)
-                .await
-                .map_err(|error| {
-                    classify(error.kind(), size, self.max_payload(), timeout, &error)
-                })?;
-            ack_future
-                .await
-                .map_err(|error| classify(error.kind(), size, self.max_payload(), timeout, &error))
+        route: &str,
+        reference: &PayloadRef,
+        body: &[u8],
+    ) -> Result<(), PayloadError> {
+        let result = match self.payload_store() {
+            Some(store) if self.is_connected() => {
+                let started = Instant::now();
+                let result =
+                    payload::store(store, reference, body, self.config.nats.publish_timeout).await;
+                if let Ok(outcome) = &result {
+                    debug!(object = %reference.name, size = reference.size, outcome = outcome.label(), elapsed = ?started.elapsed(), "payload object stored");
+                    metrics::counter!(
+                        metric::PAYLOAD_OBJECTS,
+                        "route" => route.to_owned(),
+                        "outcome" => outcome.label()
+                    )
+                    .increment(1);
+                }
+                result.map(drop)
+            }
+            _ => Err(PayloadError::Unavailable("not connected to nats".into())),
         };
-        let ack = tokio::time::timeout(timeout, wait)
-            .await
-            .map_err(|_| PublishError::TimedOut(timeout))??;
-        Ok(if ack.duplicate {
-            Published::Duplicate {
-                sequence: ack.sequence,
-            }
-        } else {
-            Published::Stored {
-                sequence: ack.sequence,
-            }
-        })
-    }
-}
-
-fn classify(
-    kind: PublishErrorKind,
-    size: usize,
-    max: usize,
-    timeout: Duration,
-    error: &dyn std::fmt::Display,
-) -> PublishError {
-    match kind {
-        PublishErrorKind::StreamNotFound => PublishError::StreamMissing,
-        PublishErrorKind::TimedOut => PublishError::TimedOut(timeout),
-        PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge { size, max },
-        _ => PublishError::Failed(error.to_string()),
+        if let Err(error) = &result {
+            let reason = if error.is_transient() {
+                "payload_unavailable"
+            } else {
+                "payload_failed"
+            };
+            metrics::counter!(
+                metric::PUBLISH_FAILURES,
+                "route" => route.to_owned(),
+                "reason" => reason
+            )
+            .increment(1);
+        }
+        result
     }
 }

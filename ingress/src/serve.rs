@@ -1,6 +1,6 @@
 //! The HTTP/1.1 accept loop: a bounded number of connections, a deadline for
 //! request heads, and graceful shutdown that lets in-flight requests finish
-//! within the grace period.
+//! within the grace period. Owns the `[http]` settings.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +17,95 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
-use crate::config::HttpConfig;
+use serde::Deserialize;
+
+use crate::client_ip::{IpList, parse_net};
+use crate::limit::RawRateLimit;
+
+/// `[http]`: limits of the HTTP server and what every route shares.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// A client must send its request head within this time.
+    pub header_read_timeout: Duration,
+    /// A client must send its whole body within this time (else 408).
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// `Retry-After` sent with a 503.
+    pub retry_after: Duration,
+    /// Peers whose `CF-Connecting-IP` / `X-Forwarded-For` name the client
+    /// (`client_ip.rs`); empty: the TCP peer is always the client.
+    pub trusted_proxies: IpList,
+}
+
+/// `[http]` as written; `body_limit` and `rate_limit` are defaults for
+/// routes that set none (read by `config.rs`).
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+pub struct RawHttp {
+    pub header_read_timeout: String,
+    pub body_timeout: String,
+    pub max_connections: usize,
+    pub shutdown_grace: String,
+    pub retry_after: String,
+    pub body_limit: String,
+    /// Peers whose `CF-Connecting-IP` / `X-Forwarded-For` are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Rate limits for routes that set none.
+    pub rate_limit: Option<RawRateLimit>,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            header_read_timeout: "10s".into(),
+            body_timeout: "30s".into(),
+            max_connections: 10_000,
+            shutdown_grace: "30s".into(),
+            retry_after: "5s".into(),
+            body_limit: "1MiB".into(),
+            trusted_proxies: Vec::new(),
+            rate_limit: None,
+        }
+    }
+}
+
+impl RawHttp {
+    pub(crate) fn compile(&self, problems: &mut Vec<String>) -> HttpConfig {
+        let mut duration = |key: &str, text: &str| {
+            broker::settings::parse_duration(text).unwrap_or_else(|why| {
+                problems.push(format!("http.{key}: {why}"));
+                Duration::ZERO
+            })
+        };
+        let header_read_timeout = duration("header_read_timeout", &self.header_read_timeout);
+        let body_timeout = duration("body_timeout", &self.body_timeout);
+        let shutdown_grace = duration("shutdown_grace", &self.shutdown_grace);
+        let retry_after = duration("retry_after", &self.retry_after);
+        let trusted_proxies = IpList::new(
+            self.trusted_proxies
+                .iter()
+                .enumerate()
+                .filter_map(|(index, entry)| {
+                    parse_net(entry)
+                        .map_err(|why| {
+                            problems.push(format!("http.trusted_proxies[{index}]: {why}"))
+                        })
+                        .ok()
+                })
+                .collect(),
+        );
+        HttpConfig {
+            header_read_timeout,
+            body_timeout,
+            max_connections: self.max_connections.max(1),
+            shutdown_grace,
+            retry_after,
+            trusted_proxies,
+        }
+    }
+}
 
 pub async fn serve(
     listener: TcpListener,

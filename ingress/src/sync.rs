@@ -26,9 +26,12 @@ pub async fn request(
     headers: async_nats::HeaderMap,
     envelope: Bytes,
 ) -> Result<Response, IngressError> {
-    let retry_after = state.broker.nats.retry_after;
+    let retry_after = state.http.retry_after;
     if !state.broker.is_connected() {
-        return Err(IngressError::Unavailable { retry_after });
+        return Err(IngressError::Unavailable {
+            retry_after,
+            detail: "not connected to nats".into(),
+        });
     }
     let request = Request::new()
         .payload(envelope)
@@ -36,13 +39,17 @@ pub async fn request(
         .timeout(Some(route.timeout));
     let reply = state
         .broker
+        .connection
         .client
         .send_request(subject, request)
         .await
         .map_err(|error| match error.kind() {
             RequestErrorKind::NoResponders => IngressError::NoResponders { retry_after },
             RequestErrorKind::TimedOut => IngressError::GatewayTimeout,
-            _ => IngressError::Unavailable { retry_after },
+            _ => IngressError::Unavailable {
+                retry_after,
+                detail: error.to_string(),
+            },
         })?;
     let reply: SyncReply = serde_json::from_slice(&reply.payload).map_err(|error| {
         warn!(route = %route.name, error = %error, "worker reply is not a sync reply v1");

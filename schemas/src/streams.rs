@@ -39,6 +39,8 @@ pub const RESULTS_STREAM: &str = "TIDEGATE_RESULTS";
 pub const RESULTS_PREFIX: &str = "tidegate.results";
 /// KV bucket of completed idempotency keys.
 pub const IDEMPOTENCY_BUCKET: &str = "tidegate_idempotency";
+/// KV bucket of replay checkpoints (`tidegate replay --resume`).
+pub const REPLAYS_BUCKET: &str = "tidegate_replays";
 /// KV bucket of connector state (installations, repositories).
 pub const CONNECTORS_BUCKET: &str = "tidegate_connectors";
 /// Worker heartbeats: `tidegate.workers.<worker>.<instance>`.

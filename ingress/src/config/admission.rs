@@ -2,7 +2,8 @@
 //! `allow_ips` and `rate_limit` into the `IpList` and `Admission` values
 //! that `client_ip.rs` and `limit.rs` check per request.
 
-use super::raw::{RawRate, RawRateLimit, RawRoute};
+use super::raw::RawRoute;
+use crate::limit::{RawRate, RawRateLimit};
 use crate::client_ip::{IpList, parse_net};
 use crate::limit::{Admission, DEFAULT_MAX_CLIENTS, Rate};
 

@@ -43,7 +43,7 @@ fn the_example_config_loads() {
     assert_eq!(github.body_limit, 25 << 20);
     assert_eq!(github.verifier.invalid_status, StatusCode::UNAUTHORIZED);
     assert_eq!(config.routes[3].mode, Mode::Sync);
-    assert_eq!(config.stream.duplicate_window, Duration::from_secs(120));
+    assert_eq!(config.broker.stream.duplicate_window, Duration::from_secs(120));
 }
 
 #[test]
@@ -167,18 +167,25 @@ fn environment_overrides_the_file() {
     Jail::expect_with(|jail| {
         jail.create_file(
             "tidegate.toml",
-            "listen = \"127.0.0.1:1\"\nnats_url = \"nats://127.0.0.1:2\"",
+            "listen = \"127.0.0.1:1\"\n[nats]\nurl = \"nats://127.0.0.1:2\"\ncreds = \"nats.creds\"",
         )?;
         jail.set_env("TIDEGATE_LISTEN", "127.0.0.1:9999");
         jail.set_env("TIDEGATE_NATS_URL", "nats://10.0.0.1:4333");
         jail.set_env("TIDEGATE_HTTP__MAX_CONNECTIONS", "7");
+        jail.create_file("nats.creds", "")?;
+        jail.set_env("TIDEGATE_NATS__NAME", "edge-1");
         // Not configuration keys: must not be reported as unknown.
         jail.set_env("TIDEGATE_API_TOKEN", "t");
         jail.set_env("TIDEGATE_CONFIG", "tidegate.toml");
         let figment = Config::figment(Some(Path::new("tidegate.toml")));
         let config = Config::load(&figment, &HashMap::new()).map_err(|error| error.to_string())?;
         assert_eq!(config.listen.port(), 9999);
-        assert_eq!(config.nats.url, "nats://10.0.0.1:4333");
+        assert_eq!(config.broker.nats.servers, ["nats://10.0.0.1:4333"]);
+        assert_eq!(config.broker.nats.name, "edge-1");
+        assert!(matches!(
+            config.broker.nats.auth,
+            broker::NatsAuth::Credentials(_)
+        ));
         assert_eq!(config.http.max_connections, 7);
         Ok(())
     });
@@ -221,5 +228,22 @@ fn ambiguous_per_agent_secret_names_fail_at_start_up() {
     assert!(
         !ambiguous[0].contains("either"),
         "the secret's value was printed"
+    );
+}
+
+#[test]
+fn keys_of_earlier_versions_say_where_they_went() {
+    let found = problems(
+        "nats_url = \"nats://127.0.0.1:4222\"\n[nats]\ncredentials_file = \"x\"\nretry_after = \"5s\"\n[stream]\nreplicas = 3\n",
+        &[],
+    );
+    assert_eq!(
+        found,
+        [
+            "nats.credentials_file: renamed to nats.creds",
+            "nats.retry_after: moved to http.retry_after",
+            "nats_url: moved to [nats] url (TIDEGATE_NATS_URL still sets it)",
+            "stream.replicas: moved to jetstream.replicas (every stream and bucket)",
+        ]
     );
 }

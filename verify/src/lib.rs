@@ -1,0 +1,5 @@
+//! Webhook secrets (placeholder until the scheme code moves here).
+
+mod secret;
+
+pub use secret::Secret;
