@@ -9,7 +9,6 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use ingress::config::StreamConfig;
 use schemas::headers as nats_headers;
 use schemas::streams::DELIVERIES_STREAM;
 
@@ -39,16 +38,26 @@ pub(crate) struct RawResult {
 /// Makes sure the deliveries stream exists with the ingress's settings
 /// (the example config's limits), as the ingress would at start-up.
 pub(crate) async fn ensure_stream(nats_url: &str) -> anyhow::Result<()> {
-    let client = async_nats::connect(nats_url)
+    let connection = connect(nats_url).await?;
+    let placement =
+        broker::JetStreamSettings::default().placement(&connection.client.server_info());
+    let settings = broker::StreamSettings::default();
+    broker::ensure::ensure_stream(
+        &connection.jetstream,
+        broker::catalog::deliveries(&settings),
+        placement,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A connection through the broker crate (version check included).
+pub(crate) async fn connect(nats_url: &str) -> anyhow::Result<broker::Connection> {
+    let settings = broker::NatsSettings::for_url(nats_url, "tidegate-bench")
+        .map_err(|why| anyhow::anyhow!("{why}"))?;
+    broker::Connection::open(&settings)
         .await
-        .with_context(|| format!("connecting to {nats_url}"))?;
-    let settings = StreamConfig {
-        replicas: 1,
-        max_age: Duration::from_secs(30 * 24 * 3600),
-        max_bytes: None,
-        duplicate_window: Duration::from_secs(120),
-    };
-    ingress::broker::ensure_stream(&jetstream::new(client), &settings).await
+        .with_context(|| format!("connecting to {nats_url}"))
 }
 
 /// Messages and bytes in the deliveries stream (zero if it does not exist).
@@ -60,9 +69,7 @@ pub(crate) struct StreamState {
 
 impl StreamState {
     pub(crate) async fn read(nats_url: &str) -> anyhow::Result<StreamState> {
-        let client = async_nats::connect(nats_url)
-            .await
-            .with_context(|| format!("connecting to {nats_url}"))?;
+        let client = crate::raw::connect(nats_url).await?.client;
         let Ok(mut stream) = jetstream::new(client).get_stream(DELIVERIES_STREAM).await else {
             return Ok(StreamState::default());
         };
@@ -90,9 +97,7 @@ impl StreamState {
 /// Publishes for `duration`, keeping up to `window` PubAcks outstanding,
 /// then waits for the last of them.
 pub(crate) async fn run(config: &RawConfig) -> anyhow::Result<RawResult> {
-    let client = async_nats::connect(&config.nats_url)
-        .await
-        .with_context(|| format!("connecting to {}", config.nats_url))?;
+    let client = crate::raw::connect(&config.nats_url).await?.client;
     let jetstream = jetstream::ContextBuilder::new()
         .timeout(ACK_TIMEOUT)
         .ack_timeout(ACK_TIMEOUT)

@@ -42,9 +42,7 @@ pub(crate) async fn prefill(
     body: &[u8],
     window: usize,
 ) -> anyhow::Result<Prefilled> {
-    let client = async_nats::connect(nats_url)
-        .await
-        .with_context(|| format!("connecting to {nats_url}"))?;
+    let client = crate::raw::connect(nats_url).await?.client;
     let jetstream = jetstream::ContextBuilder::new()
         .timeout(ACK_TIMEOUT)
         .ack_timeout(ACK_TIMEOUT)
@@ -209,9 +207,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 
 /// Messages in the deliveries stream.
 pub(crate) async fn stream_messages(nats_url: &str) -> anyhow::Result<u64> {
-    let client = async_nats::connect(nats_url)
-        .await
-        .with_context(|| format!("connecting to {nats_url}"))?;
+    let client = crate::raw::connect(nats_url).await?.client;
     let mut stream = jetstream::new(client)
         .get_stream(DELIVERIES_STREAM)
         .await

@@ -38,7 +38,9 @@ pub enum ConnectError {
         minimum: String,
         server: String,
     },
-    #[error("nats-server at {server} has JetStream disabled; start it with -js (or `jetstream {{}}` in its config)")]
+    #[error(
+        "nats-server at {server} has JetStream disabled; start it with -js (or `jetstream {{}}` in its config)"
+    )]
     NoJetStream { server: String },
 }
 
@@ -130,7 +132,11 @@ pub fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     let core = text.trim().trim_start_matches('v');
     let core = core.split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|part| part.parse::<u64>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 async fn options(settings: &NatsSettings) -> Result<ConnectOptions, ConnectError> {
@@ -162,15 +168,9 @@ async fn options(settings: &NatsSettings) -> Result<ConnectOptions, ConnectError
         });
     options = match &settings.auth {
         NatsAuth::None => options,
-        NatsAuth::Credentials(path) => options
-            .credentials_file(path)
-            .await
-            .map_err(|error| {
-                ConnectError::Options(format!(
-                    "nats.creds `{}`: {error}",
-                    path.display()
-                ))
-            })?,
+        NatsAuth::Credentials(path) => options.credentials_file(path).await.map_err(|error| {
+            ConnectError::Options(format!("nats.creds `{}`: {error}", path.display()))
+        })?,
         NatsAuth::NKey(seed) => options.nkey(text(seed)),
         NatsAuth::Token(token) => options.token(text(token)),
         NatsAuth::UserPassword { user, password } => {

@@ -49,7 +49,9 @@ pub enum EnsureError {
         setting: &'static str,
         detail: String,
     },
-    #[error("{name} uses {current:?} storage, tidegate declares {desired:?}; the server cannot change it in place")]
+    #[error(
+        "{name} uses {current:?} storage, tidegate declares {desired:?}; the server cannot change it in place"
+    )]
     Storage {
         name: String,
         current: stream::StorageType,
@@ -89,9 +91,7 @@ pub async fn ensure_stream(
                 Ok(stream)
             }
             // Another process created it meanwhile: bring it in line.
-            Err(error) if is_already_in_use(&error) => {
-                update(jetstream, &desired, placement).await
-            }
+            Err(error) if is_already_in_use(&error) => update(jetstream, &desired, placement).await,
             Err(error) => Err(EnsureError::broker("creating stream", &name, error)),
         },
         Some(_) => update(jetstream, &desired, placement).await,
@@ -193,11 +193,7 @@ pub async fn ensure_consumer(
         format!("{:?}", current.filter_subjects),
         format!("{:?}", desired.filter_subjects),
     );
-    compare(
-        "ack_wait",
-        human(current.ack_wait),
-        human(desired.ack_wait),
-    );
+    compare("ack_wait", human(current.ack_wait), human(desired.ack_wait));
     compare(
         "max_deliver",
         current.max_deliver.to_string(),

@@ -104,7 +104,9 @@ impl PayloadError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            PayloadError::Unavailable(_) | PayloadError::TimedOut(_) | PayloadError::BucketMissing(_)
+            PayloadError::Unavailable(_)
+                | PayloadError::TimedOut(_)
+                | PayloadError::BucketMissing(_)
         )
     }
 }

@@ -33,12 +33,34 @@ pub struct NatsSettings {
     pub tls: TlsSettings,
 }
 
+impl NatsSettings {
+    /// Default settings for `url` (servers separated by commas), no auth:
+    /// for tools and tests against a server they started themselves.
+    pub fn for_url(url: &str, name: &str) -> Result<NatsSettings, String> {
+        let raw = RawNats {
+            url: RawUrls::One(url.to_owned()),
+            name: Some(name.to_owned()),
+            ..RawNats::default()
+        };
+        let mut problems = Vec::new();
+        let settings = raw.compile(name, &HashMap::new(), &mut problems);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
 /// One way to authenticate; the server's configuration decides which.
 #[derive(Debug, Clone)]
 pub enum NatsAuth {
     None,
     Token(Secret),
-    UserPassword { user: String, password: Secret },
+    UserPassword {
+        user: String,
+        password: Secret,
+    },
     /// An nkey seed (`SU...`): the client signs the server's nonce.
     NKey(Secret),
     /// A credentials file (user JWT and nkey seed), as `nsc` writes it.
@@ -160,7 +182,9 @@ impl SecretSource {
     /// never a value.
     pub fn resolve(&self, env: &HashMap<String, String>) -> Result<Option<Secret>, String> {
         match (&self.env, &self.file, &self.value) {
-            (Some(name), None, None) => Ok(env.get(name).and_then(|value| Secret::new(value.as_str()))),
+            (Some(name), None, None) => {
+                Ok(env.get(name).and_then(|value| Secret::new(value.as_str())))
+            }
             (None, Some(file), None) => {
                 let mut bytes = std::fs::read(file)
                     .map_err(|error| format!("cannot read `{}`: {error}", file.display()))?;
@@ -333,7 +357,10 @@ impl RawNats {
             .flatten()
         {
             if !path.is_file() {
-                problems.push(format!("nats.tls: `{}` is not a readable file", path.display()));
+                problems.push(format!(
+                    "nats.tls: `{}` is not a readable file",
+                    path.display()
+                ));
             }
         }
         NatsSettings {
@@ -360,7 +387,13 @@ impl RawNats {
                 .map_err(|why| problems.push(format!("nats.{key}: {why}")))
                 .ok()
         };
-        match (&self.creds, &self.nkey, &self.token, &self.user, &self.password) {
+        match (
+            &self.creds,
+            &self.nkey,
+            &self.token,
+            &self.user,
+            &self.password,
+        ) {
             (None, None, None, None, None) => NatsAuth::None,
             (Some(path), None, None, None, None) => {
                 if !path.is_file() {
@@ -377,15 +410,16 @@ impl RawNats {
             (None, None, Some(token), None, None) => {
                 secret("token", token).map_or(NatsAuth::None, NatsAuth::Token)
             }
-            (None, None, None, Some(user), Some(password)) => secret("password", password)
-                .map_or(NatsAuth::None, |password| NatsAuth::UserPassword {
-                    user: user.clone(),
-                    password,
-                }),
+            (None, None, None, Some(user), Some(password)) => {
+                secret("password", password).map_or(NatsAuth::None, |password| {
+                    NatsAuth::UserPassword {
+                        user: user.clone(),
+                        password,
+                    }
+                })
+            }
             _ => {
-                problems.push(
-                    "nats: set one of creds, nkey, token, or user with password".into(),
-                );
+                problems.push("nats: set one of creds, nkey, token, or user with password".into());
                 NatsAuth::None
             }
         }

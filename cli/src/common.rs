@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use broker::settings::{RawJetStream, RawNats, RawUrls};
+use broker::{Connection, JetStreamSettings, NatsSettings};
 use ingress::config::{Config, Lenient};
 
 /// Options accepted by every command.
@@ -39,31 +41,58 @@ impl Common {
             .with_context(|| format!("loading {}", self.config.display()))
     }
 
-    /// The NATS URL: `--nats-url`, `TIDEGATE_NATS_URL`, the configuration
-    /// file, or the default.
-    pub(crate) fn nats_url(&self) -> String {
+    /// The `[nats]` and `[jetstream]` settings of the configuration file
+    /// (every auth mode, read as every binary reads them), with
+    /// `--nats-url` / `TIDEGATE_NATS_URL` replacing the servers. Without the
+    /// file, the defaults and `TIDEGATE_*` variables.
+    pub(crate) fn nats_settings(&self) -> anyhow::Result<(NatsSettings, JetStreamSettings)> {
+        let file = self.config.is_file().then_some(self.config.as_path());
+        let figment = Config::figment(file);
+        let read = |section: &str| -> anyhow::Result<_> {
+            Ok(figment
+                .find_value(section)
+                .is_ok()
+                .then(|| figment.focus(section)))
+        };
+        let mut nats: RawNats = match read("nats")? {
+            Some(section) => section
+                .extract()
+                .with_context(|| format!("reading [nats] from {}", self.config.display()))?,
+            None => RawNats::default(),
+        };
+        let jetstream: RawJetStream = match read("jetstream")? {
+            Some(section) => section
+                .extract()
+                .with_context(|| format!("reading [jetstream] from {}", self.config.display()))?,
+            None => RawJetStream::default(),
+        };
         if let Some(url) = &self.nats_url {
-            return url.clone();
+            nats.url = RawUrls::One(url.clone());
         }
-        #[derive(serde::Deserialize)]
-        struct OnlyUrl {
-            nats_url: Option<String>,
-        }
-        Config::figment(Some(&self.config))
-            .extract::<OnlyUrl>()
-            .ok()
-            .and_then(|only| only.nats_url)
-            .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
+        let env: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect();
+        let mut problems = Vec::new();
+        let settings = nats.compile("tidegate-cli", &env, &mut problems);
+        let jetstream = jetstream.compile(&mut problems);
+        anyhow::ensure!(
+            problems.is_empty(),
+            "invalid nats settings in {}:\n  - {}",
+            self.config.display(),
+            problems.join("\n  - ")
+        );
+        Ok((settings, jetstream))
+    }
+
+    /// A connection to a supported server, or an error within
+    /// `nats.connect_timeout`.
+    pub(crate) async fn connection(&self) -> anyhow::Result<(Connection, JetStreamSettings)> {
+        let (settings, jetstream) = self.nats_settings()?;
+        let connection = Connection::open(&settings).await?;
+        Ok((connection, jetstream))
     }
 
     pub(crate) async fn jetstream(&self) -> anyhow::Result<async_nats::jetstream::Context> {
-        let url = self.nats_url();
-        let client = async_nats::ConnectOptions::new()
-            .name("tidegate-cli")
-            .connection_timeout(std::time::Duration::from_secs(5))
-            .connect(&url)
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
-        Ok(async_nats::jetstream::new(client))
+        Ok(self.connection().await?.0.jetstream)
     }
 }

@@ -344,11 +344,11 @@ async fn results(
     for worker in workers {
         let latest = tokio::time::timeout(
             Duration::from_secs(10),
-            workers::runtime::report::latest(jetstream, &worker, delivery_id),
+            broker::results::latest(jetstream, &worker, delivery_id),
         )
         .await
         .map_err(|_| anyhow::anyhow!("no answer within 10s"))
-        .and_then(|result| result)
+        .and_then(|result| result.map_err(anyhow::Error::from))
         .with_context(|| format!("reading the latest result of worker {worker}"))?;
         results.push((worker, latest));
     }

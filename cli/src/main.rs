@@ -18,6 +18,7 @@ mod secrets;
 mod send;
 mod sink;
 mod status;
+mod streams;
 mod table;
 mod up;
 
@@ -53,6 +54,9 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Dead letters: list, show, redrive, purge.
     Dlq(dlq::DlqArgs),
+    /// Create or update the deliveries stream and the payload bucket, as the
+    /// ingress does at start-up (it never recreates them while running).
+    Streams(streams::StreamsArgs),
 }
 
 #[tokio::main]
@@ -65,6 +69,7 @@ async fn main() -> ExitCode {
         Command::Status(args) => status::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
+        Command::Streams(args) => streams::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,9 +13,8 @@ const INGRESS_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const WORKER_READY_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// JetStream's account-info subject. Asked directly rather than through
-/// `query_account()`: async-nats 0.51 cannot parse nats-server 2.9's answer
-/// (it lacks `reserved_memory` and `reserved_storage`).
+/// JetStream's account-info subject: a server answers it once JetStream is
+/// up. Asked directly, with no client set-up beyond a plain connection.
 const JETSTREAM_INFO: &str = "$JS.API.INFO";
 
 /// Connects and asks JetStream for the account, until it answers.

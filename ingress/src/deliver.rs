@@ -21,11 +21,11 @@ use crate::AppState;
 use crate::config::{Mode, Route};
 use crate::envelope::{self, Incoming};
 use crate::error::IngressError;
-use broker::PublishError;
-use broker::payload::PayloadError;
 use crate::subject::{Vars, check_token};
 use crate::telemetry::metric;
 use crate::verify::Verified;
+use broker::PublishError;
+use broker::payload::PayloadError;
 
 /// Body of a 202/200 answer.
 #[derive(Debug, Serialize)]

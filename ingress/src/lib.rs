@@ -2,7 +2,6 @@
 //! an envelope, publish it to JetStream and answer only after the PubAck.
 //! `run` and `router` are the seams the binary and the tests use.
 
-pub mod nats;
 pub mod client_ip;
 pub mod config;
 pub mod deliver;
@@ -10,6 +9,7 @@ pub mod envelope;
 pub mod error;
 pub mod health;
 pub mod limit;
+pub mod nats;
 pub mod normalize;
 pub mod publish;
 pub mod readiness;
@@ -31,9 +31,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::nats::Broker;
 use crate::config::{Config, Route};
 use crate::error::IngressError;
+use crate::nats::Broker;
 use crate::serve::HttpConfig;
 use crate::verify::{Scheme, Secrets};
 
@@ -55,7 +55,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let metrics = telemetry::metrics_handle();
-    let route_names: Vec<&str> = config.routes.iter().map(|route| route.name.as_str()).collect();
+    let route_names: Vec<&str> = config
+        .routes
+        .iter()
+        .map(|route| route.name.as_str())
+        .collect();
     telemetry::register_metrics(&route_names);
     let broker = Broker::start(config.broker.clone()).await?;
     // The maintainer ends the ingress when the broker cannot be used at

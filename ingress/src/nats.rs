@@ -172,8 +172,12 @@ impl Broker {
 
     async fn ensure(&self, placement: Placement) -> Result<ObjectStore, broker::EnsureError> {
         let jetstream = &self.connection.jetstream;
-        let mut stream =
-            ensure_stream(jetstream, catalog::deliveries(&self.config.stream), placement).await?;
+        let mut stream = ensure_stream(
+            jetstream,
+            catalog::deliveries(&self.config.stream),
+            placement,
+        )
+        .await?;
         if let Ok(info) = stream.info().await
             && let Some(cluster) = &info.cluster
         {
@@ -189,7 +193,12 @@ impl Broker {
 
     /// After a publish found no stream: is it gone, or electing a leader?
     async fn check_stream_exists(&self, logged: &mut Option<tokio::time::Instant>) {
-        match self.connection.jetstream.get_stream(DELIVERIES_STREAM).await {
+        match self
+            .connection
+            .jetstream
+            .get_stream(DELIVERIES_STREAM)
+            .await
+        {
             Err(error) if broker::is_stream_not_found(&error) => {
                 self.readiness.set_stream_missing(true);
                 metrics::counter!(metric::STREAM_MISSING).increment(1);
@@ -204,7 +213,10 @@ impl Broker {
             }
             Ok(_) => {
                 if self.readiness.set_stream_missing(false) {
-                    info!(stream = DELIVERIES_STREAM, "the deliveries stream exists again");
+                    info!(
+                        stream = DELIVERIES_STREAM,
+                        "the deliveries stream exists again"
+                    );
                 }
                 *logged = None;
             }
@@ -216,7 +228,12 @@ impl Broker {
     /// While the stream is full: has room appeared (messages aged out, or
     /// the limit was raised)?
     async fn check_room(&self) {
-        let Ok(mut stream) = self.connection.jetstream.get_stream(DELIVERIES_STREAM).await else {
+        let Ok(mut stream) = self
+            .connection
+            .jetstream
+            .get_stream(DELIVERIES_STREAM)
+            .await
+        else {
             return;
         };
         let Ok(info) = stream.info().await else {
@@ -224,11 +241,15 @@ impl Broker {
         };
         let margin = self.max_payload() as u64;
         let (config, state) = (&info.config, &info.state);
-        let bytes_ok = config.max_bytes < 0 || state.bytes + margin <= config.max_bytes.unsigned_abs();
+        let bytes_ok =
+            config.max_bytes < 0 || state.bytes + margin <= config.max_bytes.unsigned_abs();
         let messages_ok =
             config.max_messages < 0 || state.messages < config.max_messages.unsigned_abs();
         if bytes_ok && messages_ok {
-            info!(stream = DELIVERIES_STREAM, "the deliveries stream has room again");
+            info!(
+                stream = DELIVERIES_STREAM,
+                "the deliveries stream has room again"
+            );
             self.readiness.clear_full();
         }
     }

@@ -74,12 +74,20 @@ pub fn register_metrics(routes: &[&str]) {
     metrics::describe_counter!(PUBLISH_FAILURES, "Failed publishes by route and reason");
     metrics::describe_counter!(DELIVERIES, "Deliveries stored, by route and outcome");
     metrics::describe_counter!(PAYLOAD_OBJECTS, "Bodies kept in the payload bucket");
-    metrics::describe_counter!(RATE_LIMIT_UNTRACKED, "Requests admitted untracked (client table full)");
-    metrics::describe_counter!(STREAM_MISSING, "Checks that found the deliveries stream gone");
+    metrics::describe_counter!(
+        RATE_LIMIT_UNTRACKED,
+        "Requests admitted untracked (client table full)"
+    );
+    metrics::describe_counter!(
+        STREAM_MISSING,
+        "Checks that found the deliveries stream gone"
+    );
     metrics::counter!(STREAM_MISSING).absolute(0);
     for &route in routes {
         let route = route.to_owned();
-        for status in ["200", "202", "400", "401", "403", "404", "413", "429", "503"] {
+        for status in [
+            "200", "202", "400", "401", "403", "404", "413", "429", "503",
+        ] {
             metrics::counter!(REQUESTS, "route" => route.clone(), "status" => status).absolute(0);
         }
         for reason in ["missing", "invalid", "stale", "no_secret"] {

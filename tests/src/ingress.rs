@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use figment::Figment;
+use figment::providers::{Format, Toml};
 use ingress::config::Config;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -31,12 +33,12 @@ impl TestIngress {
     /// Starts without waiting for readiness (the broker may be down).
     pub async fn start_unready(nats_url: &str, routes: &str, env: &[(&str, &str)]) -> TestIngress {
         crate::logs::init_test_log();
-        let text = format!("nats_url = \"{nats_url}\"\n{routes}");
         let env: HashMap<String, String> = env
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect();
-        let config = Config::from_toml(&text, &env).expect("test config is valid");
+        let figment = Figment::from(Toml::string(routes)).merge(("nats.url", nats_url));
+        let config = Config::load(&figment, &env).expect("test config is valid");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding the ingress");

@@ -1,6 +1,9 @@
 //! A real `nats-server` with JetStream for one test: free loopback port,
 //! temporary store, killed (and the store removed) on drop. `kill` and
-//! `restart` keep the port and the store, for broker-down tests.
+//! `restart` keep the port and the store, for broker-down tests. The
+//! binary is found as dev mode finds it (`broker::server::locate`:
+//! `TIDEGATE_NATS_SERVER`, the project's `.tools/bin`, then `PATH`), and
+//! must be at least the supported minimum.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -88,7 +91,7 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
-        let mut command = Command::new("nats-server");
+        let mut command = Command::new(server_binary());
         command
             .args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
@@ -104,11 +107,9 @@ impl NatsServer {
         if let Some(config) = &self.config_file {
             command.arg("-c").arg(config);
         }
-        let child = command.spawn().unwrap_or_else(|error| {
-            panic!(
-                "cannot start nats-server ({error}); install it with `apt-get install nats-server`"
-            )
-        });
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start nats-server ({error})"));
         self.child = Some(child);
     }
 
@@ -121,12 +122,11 @@ impl NatsServer {
                 let url = url.clone();
                 async move {
                     let client = async_nats::connect(&url).await.ok()?;
-                    // `query_account` cannot parse 2.9's answer; the raw API
-                    // request is enough to know JetStream is up.
-                    let info = client.request("$JS.API.INFO", "".into()).await.ok()?;
-                    let text = String::from_utf8_lossy(&info.payload);
-                    (text.contains("account_info_response") && !text.contains("\"error\""))
-                        .then_some(())
+                    async_nats::jetstream::new(client)
+                        .query_account()
+                        .await
+                        .ok()
+                        .map(drop)
                 }
             },
         )
@@ -138,6 +138,21 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The supported nats-server binary, found once per test process; a
+/// missing or too old one fails the test with what to install.
+pub fn server_binary() -> std::path::PathBuf {
+    static FOUND: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            match broker::server::locate(&[&root]) {
+                Ok(found) => found.path,
+                Err(error) => panic!("{error}"),
+            }
+        })
+        .clone()
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

@@ -50,6 +50,24 @@ pub async fn serve(
     }
 }
 
+/// Every counter of the runtime, present at 0 from start-up.
+pub fn register_metrics(worker: &str) {
+    use crate::metric::*;
+    let worker = worker.to_owned();
+    metrics::describe_counter!(PROCESSED, "Finished deliveries by worker and status");
+    metrics::describe_counter!(RETRIED, "Attempts that will be retried");
+    metrics::describe_counter!(DEAD_LETTERED, "Deliveries stored as dead letters");
+    metrics::describe_histogram!(DURATION, "Seconds per attempt");
+    metrics::describe_counter!(STARTED, "Started attempts");
+    metrics::describe_counter!(FINISHED, "Finished attempts");
+    for status in ["completed", "partial", "skipped", "failed"] {
+        metrics::counter!(PROCESSED, "worker" => worker.clone(), "status" => status).absolute(0);
+    }
+    for name in [RETRIED, DEAD_LETTERED, STARTED, FINISHED] {
+        metrics::counter!(name, "worker" => worker.clone()).absolute(0);
+    }
+}
+
 /// The process-wide Prometheus recorder, installed once.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();

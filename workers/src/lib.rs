@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::RuntimeConfig;
-pub use crate::runtime::{Delivery, Job, Outcome, Report};
+pub use crate::runtime::{Delivery, Job, Outcome, Report, Setup};
 
 /// Metric names (bounded labels: worker and status only).
 pub mod metric {
@@ -36,25 +36,30 @@ pub mod metric {
 }
 
 /// Connects, prepares streams, buckets and the durable consumer, serves
-/// `/healthz` and `/metrics`, and consumes until `shutdown`.
+/// `/healthz` and `/metrics`, and consumes until `shutdown`. Ends with an
+/// error when the broker cannot be used at all (a server too old, a stream
+/// change that would drop data).
 pub async fn run<J: Job>(
     config: RuntimeConfig,
     mut job: J,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("tidegate-{}", config.name))
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connect(&config.nats_url)
-        .await
-        .with_context(|| format!("connecting to {}", config.nats_url))?;
     // Install the recorder before anything is counted: a counter touched
     // before it exists is lost.
     let metrics = health::metrics_handle();
-    let jetstream = async_nats::jetstream::new(client.clone());
-    let (consumer, idempotency) =
-        wait_for_streams(&jetstream, &config, &mut job, &shutdown).await?;
+    health::register_metrics(&config.name);
+    let connection = broker::Connection::start(&config.nats).await?;
+    wait_connected(&connection, &shutdown).await?;
+    let server = connection.client.server_info();
+    let placement = config.jetstream.placement(&server);
+    info!(version = %server.version, server = %server.server_name, replicas = placement.replicas, "nats server");
+    let client = connection.client.clone();
+    let jetstream = connection.jetstream.clone();
+    let setup = Setup {
+        jetstream: &jetstream,
+        placement,
+    };
+    let prepared = wait_for_streams(&setup, &config, &mut job, &shutdown).await?;
     if let Some(address) = config.listen {
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -71,38 +76,63 @@ pub async fn run<J: Job>(
         config.name.clone(),
         shutdown.clone(),
     ));
-    info!(worker = %config.name, filter = %config.consumer.filter_subject, concurrency = config.consumer.concurrency, "consuming");
+    info!(worker = %config.name, filter = %config.consumer.filter_subjects.join(" "), concurrency = config.consumer.concurrency, "consuming");
     let shared = Arc::new(runtime::consume::Shared {
         config,
         jetstream,
-        idempotency,
+        placement,
+        idempotency: prepared.idempotency,
         job,
     });
-    runtime::consume::run(shared, consumer, shutdown).await;
+    runtime::consume::run(shared, prepared.consumer, shutdown).await;
     client.flush().await.ok();
     Ok(())
 }
 
+/// Waits until connected to a supported server; a server too old ends the
+/// worker with the reason.
+async fn wait_connected(
+    connection: &broker::Connection,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let ready = tokio::select! {
+            ready = connection.ready(Duration::from_secs(5)) => ready,
+            () = shutdown.cancelled() => anyhow::bail!("stopped before nats was reachable"),
+        };
+        match ready {
+            Ok(()) => return Ok(()),
+            Err(error @ broker::ConnectError::Unreachable { .. }) => {
+                tracing::warn!(error = %error, "waiting for nats");
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
 /// The deliveries stream is created by the ingress; a worker started first
-/// waits for it (and for the job's own preparation).
+/// waits for it (and for the job's own preparation). A change that would
+/// drop data is not retried.
 async fn wait_for_streams<J: Job>(
-    jetstream: &async_nats::jetstream::Context,
+    setup: &Setup<'_>,
     config: &RuntimeConfig,
     job: &mut J,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(
-    async_nats::jetstream::consumer::PullConsumer,
-    Option<async_nats::jetstream::kv::Store>,
-)> {
+) -> anyhow::Result<runtime::streams::Prepared> {
     loop {
-        let prepared = match runtime::streams::prepare(jetstream, config).await {
-            Ok(prepared) => job.prepare(jetstream).await.map(|()| prepared),
-            Err(error) => Err(error),
-        };
+        let prepared =
+            match runtime::streams::prepare(setup.jetstream, config, setup.placement).await {
+                Ok(prepared) => job.prepare(setup).await.map(|()| prepared),
+                Err(error) => Err(error),
+            };
         match prepared {
             Ok(prepared) => return Ok(prepared),
+            Err(error) if is_fatal(&error) => return Err(error),
             Err(error) => {
-                tracing::warn!(error = %error, "cannot prepare streams yet; retrying");
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "cannot prepare streams yet; retrying"
+                );
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                     () = shutdown.cancelled() => anyhow::bail!("stopped before the streams were ready"),
@@ -110,6 +140,16 @@ async fn wait_for_streams<J: Job>(
             }
         }
     }
+}
+
+/// Errors an operator must fix; retrying cannot.
+fn is_fatal(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<broker::EnsureError>(),
+            Some(broker::EnsureError::WouldDropData { .. } | broker::EnsureError::Storage { .. })
+        )
+    })
 }
 
 /// Announces this process on `tidegate.workers.<worker>.<instance>` every
@@ -149,7 +189,8 @@ where
 {
     let args = <Args as clap::Parser>::parse();
     let figment = config::figment(args.config.as_deref());
-    let (runtime, job_config) = config::load::<C>(&figment, section, section)?;
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let (runtime, job_config) = config::load::<C>(&figment, section, section, &env)?;
     health::init_logging(runtime.json_logs);
     let job = build(job_config)?;
     let shutdown = CancellationToken::new();

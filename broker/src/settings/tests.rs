@@ -47,7 +47,10 @@ url = "nats://a:4222, nats://b:4222,nats://c:4222""#,
         &[],
     );
     assert!(problems.is_empty(), "{problems:?}");
-    assert_eq!(nats.servers, ["nats://a:4222", "nats://b:4222", "nats://c:4222"]);
+    assert_eq!(
+        nats.servers,
+        ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+    );
     let (nats, _, problems) = compile(
         r#"[nats]
 url = ["tls://a:4222", "b:4222"]"#,
@@ -74,10 +77,7 @@ fn every_auth_mode() {
         }
         other => panic!("{other:?}"),
     }
-    let (nats, _, problems) = compile(
-        "[nats]\ntoken = { value = \"t0ken\" }",
-        &[],
-    );
+    let (nats, _, problems) = compile("[nats]\ntoken = { value = \"t0ken\" }", &[]);
     assert!(problems.is_empty(), "{problems:?}");
     assert!(matches!(nats.auth, NatsAuth::Token(_)));
     let (nats, _, problems) = compile(
@@ -90,7 +90,10 @@ fn every_auth_mode() {
     assert!(!format!("{nats:?}").contains("SUAEXAMPLE"));
 
     let (_, _, problems) = compile("[nats]\ntoken = { env = \"UNSET\" }", &[]);
-    assert_eq!(problems, ["nats.token: environment variable UNSET is not set"]);
+    assert_eq!(
+        problems,
+        ["nats.token: environment variable UNSET is not set"]
+    );
     let (_, _, problems) = compile(
         "[nats]\ntoken = { value = \"a\" }\nuser = \"u\"\npassword = { value = \"p\" }",
         &[],
@@ -100,7 +103,10 @@ fn every_auth_mode() {
         ["nats: set one of creds, nkey, token, or user with password"]
     );
     let (_, _, problems) = compile("[nats]\ncreds = \"/nonexistent/x.creds\"", &[]);
-    assert_eq!(problems, ["nats.creds: `/nonexistent/x.creds` is not a readable file"]);
+    assert_eq!(
+        problems,
+        ["nats.creds: `/nonexistent/x.creds` is not a readable file"]
+    );
 }
 
 #[test]
@@ -143,8 +149,16 @@ fn stream_limits() {
         &[],
     );
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(problems.iter().any(|problem| problem.starts_with("stream.max_bytes")));
-    assert!(problems.iter().any(|problem| problem.starts_with("stream.duplicate_window")));
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.starts_with("stream.max_bytes"))
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|problem| problem.starts_with("stream.duplicate_window"))
+    );
 }
 
 #[test]
@@ -169,8 +183,18 @@ fn secret_sources() {
         file: None,
         value: value.map(str::to_owned),
     };
-    assert!(source(Some("SET"), None).resolve(&env).expect("ok").is_some());
-    assert!(source(Some("UNSET"), None).resolve(&env).expect("ok").is_none());
+    assert!(
+        source(Some("SET"), None)
+            .resolve(&env)
+            .expect("ok")
+            .is_some()
+    );
+    assert!(
+        source(Some("UNSET"), None)
+            .resolve(&env)
+            .expect("ok")
+            .is_none()
+    );
     assert!(source(Some("SET"), Some("x")).resolve(&env).is_err());
     assert!(source(None, None).resolve(&env).is_err());
     let debug = format!("{:?}", source(None, Some("hunter2")));

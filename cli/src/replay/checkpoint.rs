@@ -2,20 +2,15 @@
 //! selection, target and how far it got, written regularly so that
 //! `tidegate replay --resume <id>` continues where it stopped.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, kv};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::select::Selection;
 
 /// The KV bucket holding one record per replay, keyed by replay id.
-pub(crate) const BUCKET: &str = "tidegate_replays";
-
-/// Records are kept this long: long enough to resume after a weekend.
-const MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+pub(crate) use schemas::streams::REPLAYS_BUCKET as BUCKET;
 
 /// Where a replay goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,32 +62,12 @@ pub(crate) struct Checkpoint {
     pub(crate) error: Option<String>,
 }
 
-/// The bucket, creating its stream first: async-nats' `create_key_value`
-/// cannot parse nats-server 2.9's answer.
-pub(crate) async fn bucket(jetstream: &jetstream::Context) -> anyhow::Result<kv::Store> {
-    let name = format!("KV_{BUCKET}");
-    if jetstream.get_stream(&name).await.is_err() {
-        let config = stream::Config {
-            name: name.clone(),
-            description: Some("tidegate replay checkpoints".to_owned()),
-            subjects: vec![format!("$KV.{BUCKET}.>")],
-            storage: stream::StorageType::File,
-            max_messages_per_subject: 1,
-            max_age: MAX_AGE,
-            allow_rollup: true,
-            deny_delete: true,
-            allow_direct: true,
-            discard: stream::DiscardPolicy::New,
-            ..Default::default()
-        };
-        if let Err(error) = jetstream.create_stream(config).await
-            && !error.to_string().contains("already in use")
-        {
-            return Err(anyhow::anyhow!("creating stream {name}: {error}"));
-        }
-    }
-    jetstream
-        .get_key_value(BUCKET)
+/// The bucket, ensured from its one declaration (`broker::catalog`).
+pub(crate) async fn bucket(
+    jetstream: &jetstream::Context,
+    placement: broker::Placement,
+) -> anyhow::Result<kv::Store> {
+    broker::ensure::ensure_key_value(jetstream, broker::catalog::replays(), placement)
         .await
         .with_context(|| format!("opening KV bucket {BUCKET}"))
 }

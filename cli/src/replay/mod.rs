@@ -91,12 +91,14 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
-    let jetstream = args.common.jetstream().await?;
+    let (connection, jetstream_settings) = args.common.connection().await?;
+    let jetstream = connection.jetstream.clone();
     if args.dry_run {
         let selection = resolve(&jetstream, &args).await?;
         return dry_run(&jetstream, &selection, args.common.json).await;
     }
-    let store = checkpoint::bucket(&jetstream).await?;
+    let placement = jetstream_settings.placement(&connection.client.server_info());
+    let store = checkpoint::bucket(&jetstream, placement).await?;
     let mut stored = match &args.resume {
         Some(id) => {
             let mut stored = Stored::load(&store, id).await?;

@@ -3,9 +3,9 @@
 //! that `client_ip.rs` and `limit.rs` check per request.
 
 use super::raw::RawRoute;
-use crate::limit::{RawRate, RawRateLimit};
 use crate::client_ip::{IpList, parse_net};
 use crate::limit::{Admission, DEFAULT_MAX_CLIENTS, Rate};
+use crate::limit::{RawRate, RawRateLimit};
 
 /// Parsed rate limits: the `http.rate_limit` default, or a route's own.
 #[derive(Debug, Clone, Copy, Default)]

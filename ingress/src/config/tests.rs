@@ -43,7 +43,10 @@ fn the_example_config_loads() {
     assert_eq!(github.body_limit, 25 << 20);
     assert_eq!(github.verifier.invalid_status, StatusCode::UNAUTHORIZED);
     assert_eq!(config.routes[3].mode, Mode::Sync);
-    assert_eq!(config.broker.stream.duplicate_window, Duration::from_secs(120));
+    assert_eq!(
+        config.broker.stream.duplicate_window,
+        Duration::from_secs(120)
+    );
 }
 
 #[test]

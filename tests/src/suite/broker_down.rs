@@ -23,7 +23,7 @@ async fn push(ingress: &TestIngress, guid: &str) -> reqwest::Response {
 }
 
 fn config() -> String {
-    format!("[nats]\npublish_timeout = \"2s\"\nretry_after = \"3s\"\n{GITHUB_ROUTE}")
+    format!("[nats]\npublish_timeout = \"2s\"\n[http]\nretry_after = \"3s\"\n{GITHUB_ROUTE}")
 }
 
 #[tokio::test]
@@ -79,8 +79,12 @@ async fn broker_killed_answers_503_then_recovers_without_restart() {
     );
 }
 
+/// A stream deleted while the ingress runs stays deleted until an operator
+/// acts: every delivery answers 503 (never 2xx), `/readyz` says why and
+/// the metric counts it; `tidegate streams ensure` brings it back and the
+/// running ingress accepts again.
 #[tokio::test]
-async fn a_deleted_stream_is_recreated_and_never_answered_2xx_meanwhile() {
+async fn a_deleted_stream_answers_503_until_an_operator_recreates_it() {
     let nats = NatsServer::start().await;
     let ingress = TestIngress::start(
         &nats,
@@ -88,31 +92,78 @@ async fn a_deleted_stream_is_recreated_and_never_answered_2xx_meanwhile() {
         &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)],
     )
     .await;
+    assert_eq!(push(&ingress, "before").await.status(), 202);
     let jetstream = nats.jetstream().await;
     jetstream
         .delete_stream(schemas::streams::DELIVERIES_STREAM)
         .await
         .expect("deleting the stream");
-    let status = push(&ingress, "lost").await.status();
-    // Either the publish found no stream (503), or the ingress recreated
-    // it first (202) — never a 2xx for an unstored delivery.
-    if status == 202 {
-        assert_eq!(nats.stored_deliveries().await.len(), 1);
-    } else {
+
+    let response = push(&ingress, "lost").await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "3");
+    let reason = eventually(
+        Duration::from_secs(10),
+        "/readyz to name the missing stream",
+        || async {
+            let response = ingress.http.get(ingress.url("/readyz")).send().await.ok()?;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.ok()?;
+            let reason = body["reason"].as_str()?.to_owned();
+            (status == 503 && reason.contains("does not exist")).then_some(reason)
+        },
+    )
+    .await;
+    assert_eq!(reason, "the deliveries stream does not exist");
+    // Not recreated behind the operator's back, whatever the senders do.
+    for attempt in 0..5 {
+        let status = push(&ingress, &format!("retry-{attempt}")).await.status();
         assert_eq!(status, 503);
     }
+    assert!(
+        jetstream
+            .get_stream(schemas::streams::DELIVERIES_STREAM)
+            .await
+            .is_err(),
+        "the ingress recreated the stream"
+    );
+    let metrics = ingress
+        .http
+        .get(ingress.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let missing = metrics
+        .lines()
+        .find(|line| line.starts_with("tidegate_ingress_stream_missing_total"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .expect("the stream-missing counter");
+    assert!(missing >= 1.0, "{missing}");
+
+    let recreated = crate::cli::tidegate(&nats, &["streams", "ensure"])
+        .await
+        .success();
+    assert!(
+        recreated.stdout.contains("TIDEGATE_DELIVERIES"),
+        "{recreated:?}"
+    );
     eventually(
         Duration::from_secs(10),
-        "the stream to be recreated",
+        "a 202 after the stream is back",
         || async { (push(&ingress, "again").await.status() == 202).then_some(()) },
     )
     .await;
-    let stored = nats.stored_deliveries().await;
-    assert!(
-        stored
-            .iter()
-            .any(|message| super::envelope(&message.payload).id == "again")
-    );
+    let ids: Vec<String> = nats
+        .stored_deliveries()
+        .await
+        .iter()
+        .map(|message| super::envelope(&message.payload).id)
+        .collect();
+    assert_eq!(ids, ["again"]);
 }
 
 #[tokio::test]

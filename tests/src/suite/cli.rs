@@ -11,7 +11,7 @@ use schemas::streams::DEAD_LETTER_PREFIX;
 use schemas::{JobResult, JobStatus};
 use serde_json::Value;
 use tempfile::TempDir;
-use workers::runtime::{report, streams};
+use workers::runtime::report;
 
 use super::replay::CliRun;
 use super::{GITHUB_ROUTE, GITHUB_SECRET};
@@ -19,6 +19,13 @@ use crate::process::binary;
 use crate::{NatsServer, TestIngress};
 
 const HOOK_SECRET: &str = "hook-secret-7d1e";
+
+/// Single-server placement, as a worker on the test server resolves it.
+const PLACEMENT: broker::Placement = broker::Placement {
+    replicas: 1,
+    allow_shrink: false,
+};
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Shared-secret, disabled and sync routes next to the GitHub one.
 const MORE_ROUTES: &str = r#"
@@ -80,7 +87,8 @@ impl ConfigFile {
     fn write(nats_url: &str, public_url: &str, routes: &str) -> ConfigFile {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("tidegate.toml");
-        let text = format!("nats_url = \"{nats_url}\"\npublic_url = \"{public_url}\"\n{routes}");
+        let text =
+            format!("public_url = \"{public_url}\"\n{routes}\n[nats]\nurl = \"{nats_url}\"\n");
         std::fs::write(&path, text).expect("writing the config");
         ConfigFile { path, _dir: dir }
     }
@@ -486,14 +494,15 @@ async fn deliveries_show_prints_the_envelope_and_each_workers_latest_result() {
     let jetstream = nats.jetstream().await;
     worker_consumer(&jetstream, "forward").await;
     worker_consumer(&jetstream, "inbox").await;
-    streams::ensure_stream(
+    broker::ensure::ensure_stream(
         &jetstream,
-        streams::results_stream(Duration::from_secs(3600)),
+        broker::catalog::results(Duration::from_secs(3600)),
+        PLACEMENT,
     )
     .await
     .expect("results stream");
-    report::publish(&jetstream, &result("d-1", JobStatus::Retrying, 1)).await;
-    report::publish(&jetstream, &result("d-1", JobStatus::Completed, 2)).await;
+    report::publish(&jetstream, &result("d-1", JobStatus::Retrying, 1), TIMEOUT).await;
+    report::publish(&jetstream, &result("d-1", JobStatus::Completed, 2), TIMEOUT).await;
 
     let url = nats.url();
     let shown = run(&["deliveries", "show", "d-1", "--nats-url", &url], &[])
@@ -580,7 +589,7 @@ async fn status_reports_streams_consumers_dead_letters_and_workers() {
     deliver(&ingress, "/hooks/app", "s-2", "build").await;
     let jetstream = nats.jetstream().await;
     worker_consumer(&jetstream, "forward").await;
-    streams::ensure_stream(&jetstream, streams::dead_letter_stream())
+    broker::ensure::ensure_stream(&jetstream, broker::catalog::dead_letters(), PLACEMENT)
         .await
         .expect("dead-letter stream");
     jetstream

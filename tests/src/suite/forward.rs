@@ -58,8 +58,9 @@ pub(crate) fn forwarder_config_for(
 ) -> String {
     format!(
         r#"
-nats_url = "{nats}"
 name = "forward"
+[nats]
+url = "{nats}"
 [consumer]
 {consumer}
 [forward]
@@ -132,7 +133,7 @@ async fn dead_letters(nats: &NatsServer) -> Vec<DeadLetter> {
 pub(crate) async fn latest_status(nats: &NatsServer, id: &str) -> Option<schemas::JobResult> {
     let jetstream = nats.jetstream().await;
     jetstream.get_stream(RESULTS_STREAM).await.ok()?;
-    workers::runtime::report::latest(&jetstream, "forward", id)
+    broker::results::latest(&jetstream, "forward", id)
         .await
         .expect("results query")
 }

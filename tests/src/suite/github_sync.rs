@@ -164,10 +164,11 @@ impl Setup {
         let base = tempfile::tempdir().expect("temp dir");
         let config = format!(
             r#"
-nats_url = "{nats}"
 name = "{WORKER}"
+[nats]
+url = "{nats}"
 [consumer]
-filter_subject = "tidegate.in.github.>"
+filter_subjects = "tidegate.in.github.>"
 backoff_base = "100ms"
 [github_sync]
 state_dir = "{base}/state"
@@ -244,7 +245,7 @@ path = "{base}/out/{{name}}"
             Duration::from_secs(30),
             &format!("a final result for {delivery_id}"),
             || async {
-                workers::runtime::report::latest(&jetstream, WORKER, delivery_id)
+                broker::results::latest(&jetstream, WORKER, delivery_id)
                     .await
                     .ok()
                     .flatten()

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use broker::payload::{PayloadError as FetchError, fetch as fetch_payload};
 use schemas::streams::{PAYLOADS_BUCKET, PAYLOADS_STREAM};
 use schemas::{PayloadEncoding, PayloadRef};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use workers::runtime::payload::{FetchError, fetch_payload};
 
 use super::{GITHUB_SECRET, envelope, json};
 use crate::{NatsServer, TestIngress, eventually, sign};
@@ -189,7 +189,7 @@ async fn a_900_kb_push_stays_inline() {
 }
 
 #[tokio::test]
-async fn a_missing_bucket_answers_503_and_is_recreated() {
+async fn a_missing_bucket_answers_503_until_an_operator_recreates_it() {
     let (nats, ingress) = start().await;
     nats.jetstream()
         .await
@@ -205,7 +205,12 @@ async fn a_missing_bucket_answers_503_and_is_recreated() {
         "an envelope was stored without its object"
     );
 
-    // The provider retries; the ingress has recreated the bucket meanwhile.
+    // The provider retries; the ingress does not recreate the bucket, an
+    // operator does (`tidegate streams ensure`), and the retry is accepted.
+    assert_eq!(send(&ingress, "retry-me", &body).await.status(), 503);
+    crate::cli::tidegate(&nats, &["streams", "ensure"])
+        .await
+        .success();
     eventually(Duration::from_secs(15), "a retry accepted", || async {
         (send(&ingress, "retry-me", &body).await.status() == 202).then_some(())
     })

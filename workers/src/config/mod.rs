@@ -1,20 +1,25 @@
 //! Worker configuration: figment layers (TOML file, then `TIDEGATE_*`
 //! variables, `TIDEGATE_NATS_URL` included) parsed into the runtime's typed
-//! settings. Each binary reads its own section from the same figment.
+//! settings. `[nats]` and `[jetstream]` are read as every tidegate binary
+//! reads them (`broker::settings`); each binary reads its own section from
+//! the same figment.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use broker::settings::{RawJetStream, RawNats};
+use broker::{JetStreamSettings, NatsSettings};
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// Top-level keys that `TIDEGATE_*` variables may set; other `TIDEGATE_`
-/// variables are not configuration.
-const ENV_KEYS: [&str; 7] = [
-    "nats_url",
+/// variables are not configuration. `TIDEGATE_NATS_URL` sets `nats.url`.
+const ENV_KEYS: [&str; 8] = [
+    "nats",
+    "jetstream",
     "name",
     "listen",
     "consumer",
@@ -26,7 +31,8 @@ const ENV_KEYS: [&str; 7] = [
 /// The runtime's settings, shared by every worker binary.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    pub nats_url: String,
+    pub nats: NatsSettings,
+    pub jetstream: JetStreamSettings,
     /// Worker kind: durable consumer name, dead-letter and result subjects.
     pub name: String,
     /// `/healthz` and `/metrics`; `None` disables the listener.
@@ -39,9 +45,9 @@ pub struct RuntimeConfig {
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    /// Subject the durable consumer filters on (one subject: nats-server
-    /// 2.9 has no multi-filter consumers).
-    pub filter_subject: String,
+    /// Subjects the durable consumer filters on (several become
+    /// `filter_subjects`).
+    pub filter_subjects: Vec<String>,
     /// Jobs run at once in this process.
     pub concurrency: usize,
     /// Redelivery after this long without an ack or a progress signal.
@@ -64,10 +70,11 @@ pub struct IdempotencyConfig {
     pub ttl: Duration,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct Raw {
-    nats_url: String,
+    nats: RawNats,
+    jetstream: RawJetStream,
     name: Option<String>,
     listen: Option<String>,
     consumer: RawConsumer,
@@ -76,24 +83,19 @@ struct Raw {
     log: RawLog,
 }
 
-impl Default for Raw {
-    fn default() -> Self {
-        Raw {
-            nats_url: "nats://127.0.0.1:4222".into(),
-            name: None,
-            listen: None,
-            consumer: RawConsumer::default(),
-            idempotency: RawIdempotency::default(),
-            results: RawResults::default(),
-            log: RawLog::default(),
-        }
-    }
+
+/// One subject, or a list of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSubjects {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(default)]
 struct RawConsumer {
-    filter_subject: String,
+    filter_subjects: RawSubjects,
     concurrency: usize,
     ack_wait: String,
     max_deliver: u64,
@@ -106,7 +108,7 @@ struct RawConsumer {
 impl Default for RawConsumer {
     fn default() -> Self {
         RawConsumer {
-            filter_subject: "tidegate.in.>".into(),
+            filter_subjects: RawSubjects::One("tidegate.in.>".into()),
             concurrency: 16,
             ack_wait: "30s".into(),
             max_deliver: 5,
@@ -163,22 +165,17 @@ pub struct ConfigError {
 
 /// Figment layers for a file (optional) and the environment.
 pub fn figment(file: Option<&Path>) -> Figment {
-    let mut figment = Figment::new();
-    if let Some(file) = file {
-        figment = figment.merge(Toml::file_exact(file));
-    }
-    figment.merge(Env::prefixed("TIDEGATE_").split("__").filter(|key| {
-        let top = key.as_str().split('.').next().unwrap_or_default();
-        ENV_KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
-    }))
+    broker::settings::figment(file, &ENV_KEYS)
 }
 
 /// The runtime settings, plus the job's own section (`section` key) with
-/// `default_name` as the worker name when none is configured.
+/// `default_name` as the worker name when none is configured. `env` is
+/// where NATS secrets named by `{ env = ... }` are looked up.
 pub fn load<J: DeserializeOwned + Default>(
     figment: &Figment,
     section: &str,
     default_name: &str,
+    env: &HashMap<String, String>,
 ) -> Result<(RuntimeConfig, J), ConfigError> {
     let mut problems = Vec::new();
     let value: figment::value::Value = figment.extract().map_err(|error| ConfigError {
@@ -186,7 +183,13 @@ pub fn load<J: DeserializeOwned + Default>(
     })?;
     let raw: Raw = serde_ignored::deserialize(&value, |path| {
         let path = path.to_string();
-        if path.split('.').next() != Some(section) {
+        if path == "nats_url" {
+            problems.push(
+                "nats_url: moved to [nats] url (TIDEGATE_NATS_URL still sets it)".to_owned(),
+            );
+        } else if path == "consumer.filter_subject" {
+            problems.push("consumer.filter_subject: renamed to consumer.filter_subjects (one subject or a list)".to_owned());
+        } else if path.split('.').next() != Some(section) {
             problems.push(format!("{path}: unknown key"));
         }
     })
@@ -200,6 +203,17 @@ pub fn load<J: DeserializeOwned + Default>(
         }),
         Err(_) => J::default(),
     };
+    let filter_subjects = match &raw.consumer.filter_subjects {
+        RawSubjects::One(subject) => vec![subject.clone()],
+        RawSubjects::Many(subjects) => subjects.clone(),
+    };
+    if filter_subjects.is_empty()
+        || filter_subjects
+            .iter()
+            .any(|subject| subject.trim().is_empty() || subject.contains(char::is_whitespace))
+    {
+        problems.push("consumer.filter_subjects: name one or more subjects without spaces".into());
+    }
     let mut duration = |key: &str, text: &str| match humantime::parse_duration(text) {
         Ok(duration) => duration,
         Err(_) => {
@@ -208,7 +222,7 @@ pub fn load<J: DeserializeOwned + Default>(
         }
     };
     let consumer = ConsumerConfig {
-        filter_subject: raw.consumer.filter_subject.clone(),
+        filter_subjects,
         concurrency: raw.consumer.concurrency,
         ack_wait: duration("consumer.ack_wait", &raw.consumer.ack_wait),
         max_deliver: raw.consumer.max_deliver,
@@ -238,6 +252,10 @@ pub fn load<J: DeserializeOwned + Default>(
         problems.push("consumer.ack_wait: must be at least 1s".into());
     }
     let name = raw.name.clone().unwrap_or_else(|| default_name.to_owned());
+    let nats = raw
+        .nats
+        .compile(&format!("tidegate-{name}"), env, &mut problems);
+    let jetstream = raw.jetstream.compile(&mut problems);
     if name.is_empty()
         || !name
             .bytes()
@@ -270,7 +288,8 @@ pub fn load<J: DeserializeOwned + Default>(
     }
     Ok((
         RuntimeConfig {
-            nats_url: raw.nats_url,
+            nats,
+            jetstream,
             name,
             listen,
             consumer,

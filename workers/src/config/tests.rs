@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use figment::Jail;
 
 use super::*;
@@ -19,13 +21,16 @@ fn the_forward_example_loads_and_builds() {
         );
         jail.set_env("TIDEGATE_NATS_URL", "nats://10.1.2.3:4222");
         let figment = figment(Some(&example("forward.toml")));
-        let (runtime, forward) = load::<ForwardConfig>(&figment, "forward", "forward")
+        let env = std::env::vars().collect();
+        let (runtime, forward) = load::<ForwardConfig>(&figment, "forward", "forward", &env)
             .map_err(|error| error.to_string())?;
         assert_eq!(runtime.name, "forward");
         assert_eq!(
-            runtime.nats_url, "nats://10.1.2.3:4222",
+            runtime.nats.servers,
+            ["nats://10.1.2.3:4222"],
             "TIDEGATE_NATS_URL wins"
         );
+        assert_eq!(runtime.nats.name, "tidegate-forward");
         assert_eq!(runtime.consumer.max_deliver, 5);
         assert_eq!(forward.targets.len(), 2);
         Forward::new(forward).map_err(|error| error.to_string())?;
@@ -42,7 +47,8 @@ fn every_bad_key_is_reported() {
             "surprise = 1\n[consumer]\nack_wait = \"soon\"\nconcurrency = 0\nstart = \"middle\"\n",
         )?;
         let figment = figment(Some(Path::new("worker.toml")));
-        let problems = match load::<ForwardConfig>(&figment, "forward", "forward") {
+        let problems = match load::<ForwardConfig>(&figment, "forward", "forward", &HashMap::new())
+        {
             Ok(_) => Vec::new(),
             Err(error) => error.problems,
         };
@@ -57,6 +63,44 @@ fn every_bad_key_is_reported() {
                 "no problem for {prefix}: {problems:#?}"
             );
         }
+        Ok(())
+    });
+}
+
+#[test]
+#[allow(clippy::result_large_err)] // Jail::expect_with fixes the closure's error type
+fn nats_auth_and_filters_are_read_like_every_binary() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "worker.toml",
+            "nats_url = \"nats://old:4222\"\n[nats]\nurl = \"nats://a:4222,nats://b:4222\"\nuser = \"w\"\npassword = { env = \"NATS_PASSWORD\" }\n[consumer]\nfilter_subjects = [\"tidegate.in.a.>\", \"tidegate.in.b.>\"]\n",
+        )?;
+        let figment = figment(Some(Path::new("worker.toml")));
+        let env: HashMap<String, String> = [("NATS_PASSWORD".to_owned(), "pw".to_owned())].into();
+        let problems = match load::<ForwardConfig>(&figment, "forward", "forward", &env) {
+            Ok(_) => Vec::new(),
+            Err(error) => error.problems,
+        };
+        assert_eq!(
+            problems,
+            ["nats_url: moved to [nats] url (TIDEGATE_NATS_URL still sets it)"]
+        );
+        jail.create_file(
+            "worker.toml",
+            "[nats]\nurl = \"nats://a:4222,nats://b:4222\"\nuser = \"w\"\npassword = { env = \"NATS_PASSWORD\" }\n[consumer]\nfilter_subjects = [\"tidegate.in.a.>\", \"tidegate.in.b.>\"]\n",
+        )?;
+        let figment = super::figment(Some(Path::new("worker.toml")));
+        let (runtime, _) = load::<ForwardConfig>(&figment, "forward", "forward", &env)
+            .map_err(|error| error.to_string())?;
+        assert_eq!(runtime.nats.servers, ["nats://a:4222", "nats://b:4222"]);
+        assert!(matches!(
+            runtime.nats.auth,
+            broker::NatsAuth::UserPassword { .. }
+        ));
+        assert_eq!(
+            runtime.consumer.filter_subjects,
+            ["tidegate.in.a.>", "tidegate.in.b.>"]
+        );
         Ok(())
     });
 }

@@ -25,6 +25,7 @@ use crate::metric;
 pub struct Shared<J> {
     pub config: RuntimeConfig,
     pub jetstream: jetstream::Context,
+    pub placement: broker::Placement,
     pub idempotency: Option<jetstream::kv::Store>,
     pub job: J,
 }
@@ -33,9 +34,12 @@ pub struct Shared<J> {
 /// flight and releases (naks) the rest.
 pub async fn run<J: Job>(
     shared: Arc<Shared<J>>,
-    consumer: PullConsumer,
+    mut consumer: PullConsumer,
     shutdown: CancellationToken,
 ) {
+    // Fetches that failed in a row; past a few, the consumer is ensured
+    // again (its stream may have been deleted and recreated).
+    let mut failed_fetches = 0u32;
     let concurrency = shared.config.consumer.concurrency;
     let slots = Arc::new(Semaphore::new(concurrency));
     // Cancelled when the grace period is over: jobs still running release
@@ -60,9 +64,30 @@ pub async fn run<J: Job>(
             .messages()
             .await;
         let mut batch = match batch {
-            Ok(batch) => batch,
+            Ok(batch) => {
+                failed_fetches = 0;
+                batch
+            }
             Err(error) => {
+                failed_fetches += 1;
                 warn!(error = %error, "fetching deliveries failed; retrying");
+                if failed_fetches.is_multiple_of(5) {
+                    match super::streams::prepare(
+                        &shared.jetstream,
+                        &shared.config,
+                        shared.placement,
+                    )
+                    .await
+                    {
+                        Ok(prepared) => {
+                            info!("consumer ensured again");
+                            consumer = prepared.consumer;
+                        }
+                        Err(error) => {
+                            warn!(error = format!("{error:#}"), "cannot ensure the consumer")
+                        }
+                    }
+                }
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
                     () = shutdown.cancelled() => break,
@@ -167,7 +192,7 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
         let payload = match delivery::inline_payload(&envelope) {
             Ok(Some(payload)) => Ok(payload),
             Ok(None) => match &envelope.payload_ref {
-                Some(reference) => super::payload::fetch_payload(&shared.jetstream, reference)
+                Some(reference) => broker::payload::fetch(&shared.jetstream, reference)
                     .await
                     .map_err(|error| {
                         if error.is_transient() {

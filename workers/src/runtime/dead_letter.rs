@@ -26,7 +26,11 @@ pub struct GiveUp<'a> {
 
 /// Stores the dead letter and waits for the PubAck. `Nats-Msg-Id` is the
 /// worker and stream sequence, so a repeated attempt stores it once.
-pub async fn store(jetstream: &jetstream::Context, give_up: &GiveUp<'_>) -> anyhow::Result<()> {
+pub async fn store(
+    jetstream: &jetstream::Context,
+    give_up: &GiveUp<'_>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     // The envelope is kept verbatim when it is JSON; anything else (a
     // message that is not an envelope at all) is kept as a JSON string.
     let envelope = match serde_json::from_slice::<&RawValue>(give_up.raw_envelope) {
@@ -50,13 +54,13 @@ pub async fn store(jetstream: &jetstream::Context, give_up: &GiveUp<'_>) -> anyh
         format!("{}:{}", give_up.worker, give_up.stream_sequence).as_str(),
     );
     headers.insert(DELIVERY_ID, give_up.delivery_id);
-    jetstream
-        .publish_with_headers(
-            format!("{DEAD_LETTER_PREFIX}.{}", give_up.worker),
-            headers,
-            serde_json::to_vec(&letter)?.into(),
-        )
-        .await?
-        .await?;
+    broker::publish::publish(
+        jetstream,
+        format!("{DEAD_LETTER_PREFIX}.{}", give_up.worker),
+        headers,
+        serde_json::to_vec(&letter)?.into(),
+        timeout,
+    )
+    .await?;
     Ok(())
 }

@@ -1,11 +1,15 @@
-//! Idempotency keys in a JetStream KV bucket: a key is recorded once its job
-//! completed, and a recorded key is skipped, beyond the stream's duplicate
-//! window and across replays.
+//! Idempotency keys in the JetStream KV bucket `tidegate_idempotency`: a key
+//! is recorded once its job completed, with the worker's TTL on the key
+//! itself (workers with different TTLs share the bucket), and a recorded
+//! key is skipped — beyond the stream's duplicate window and across
+//! replays.
 //!
 //! The window: a job's effect happens before its key is recorded. A crash
 //! between the two lets the delivery run again, so jobs make their effect
 //! idempotent too (the forwarder sends a stable `webhook-id`; a sync of the
 //! same head SHA writes the same files).
+
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use serde::{Deserialize, Serialize};
@@ -39,18 +43,20 @@ pub async fn is_completed(store: &kv::Store, worker: &str, key: &str) -> bool {
     }
 }
 
-/// Records a completed key; a failure is logged, not fatal (the job's
-/// effect already happened).
-pub async fn record(store: &kv::Store, completion: &Completion) {
+/// Records a completed key for `ttl`; a failure is logged, not fatal (the
+/// job's effect already happened). A key recorded already (a forced
+/// replay ran it again) keeps its first record.
+pub async fn record(store: &kv::Store, completion: &Completion, ttl: Duration) {
     let value = serde_json::to_vec(completion).expect("a completion always serializes");
-    if let Err(error) = store
-        .put(
-            bucket_key(&completion.worker, &completion.key),
-            value.into(),
-        )
-        .await
-    {
-        warn!(error = %error, "recording the idempotency key failed; a replay would run the job again");
+    let key = bucket_key(&completion.worker, &completion.key);
+    // The server counts TTLs in whole seconds, at least one.
+    let ttl = Duration::from_secs(ttl.as_secs().max(1));
+    match store.create_with_ttl(&key, value.into(), ttl).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+        Err(error) => {
+            warn!(error = %error, "recording the idempotency key failed; a replay would run the job again");
+        }
     }
 }
 

@@ -8,7 +8,6 @@ pub mod dead_letter;
 pub mod dedupe;
 pub mod delivery;
 pub mod outcome;
-pub mod payload;
 pub mod report;
 pub mod streams;
 
@@ -32,13 +31,18 @@ pub trait Job: Send + Sync + 'static {
 
     /// Called before the first delivery (again after an error, until it
     /// succeeds): a job that keeps state in the broker, such as a KV
-    /// bucket, opens it here. Does nothing by default.
-    fn prepare(
-        &mut self,
-        _jetstream: &async_nats::jetstream::Context,
-    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+    /// bucket, ensures it here (`broker::catalog` declares it). Does
+    /// nothing by default.
+    fn prepare(&mut self, _setup: &Setup<'_>) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
     }
+}
+
+/// What a job's `prepare` gets: JetStream and the placement every stream
+/// and bucket is ensured with.
+pub struct Setup<'a> {
+    pub jetstream: &'a async_nats::jetstream::Context,
+    pub placement: broker::Placement,
 }
 
 /// What a job concluded.

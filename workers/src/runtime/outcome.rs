@@ -38,7 +38,7 @@ pub async fn apply(context: &Context<'_>, outcome: Outcome) {
                     delivery_id: context.attempt.delivery_id.to_owned(),
                     completed_at: report::rfc3339(SystemTime::now()),
                 };
-                dedupe::record(store, &completion).await;
+                dedupe::record(store, &completion, context.config.idempotency.ttl).await;
             }
             ack(context.message, AckKind::Ack).await;
             let status = report.status();
@@ -86,6 +86,7 @@ pub async fn give_up(context: &Context<'_>, reason: &str) {
             error: reason,
             raw_envelope: &context.message.payload,
         },
+        context.config.nats.publish_timeout,
     )
     .await;
     match stored {
@@ -111,7 +112,12 @@ async fn publish(
     error: Option<&str>,
 ) {
     let result = report::result(&context.attempt, status, report, error);
-    report::publish(context.jetstream, &result).await;
+    report::publish(
+        context.jetstream,
+        &result,
+        context.config.nats.publish_timeout,
+    )
+    .await;
 }
 
 /// Acks and logs failures: an ack that does not arrive means redelivery,

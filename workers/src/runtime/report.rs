@@ -4,8 +4,9 @@
 
 use std::time::SystemTime;
 
+use std::time::Duration;
+
 use async_nats::jetstream;
-use schemas::streams::{RESULTS_PREFIX, RESULTS_STREAM, delivery_token};
 use schemas::{JobResult, JobStatus};
 use tracing::warn;
 
@@ -19,10 +20,6 @@ pub struct Attempt<'a> {
     pub key: Option<&'a str>,
     pub attempt: u64,
     pub started_at: SystemTime,
-}
-
-pub fn subject(worker: &str, delivery_id: &str) -> String {
-    format!("{RESULTS_PREFIX}.{worker}.{}", delivery_token(delivery_id))
 }
 
 pub fn result(
@@ -53,38 +50,22 @@ pub fn result(
     }
 }
 
-/// Publishes a result and waits for the PubAck. Results are reporting, not
-/// state: a failure is logged and the delivery's outcome stands.
-pub async fn publish(jetstream: &jetstream::Context, result: &JobResult) {
+/// Publishes a result and waits for the PubAck (at most `timeout`).
+/// Results are reporting, not state: a failure is logged and the
+/// delivery's outcome stands.
+pub async fn publish(jetstream: &jetstream::Context, result: &JobResult, timeout: Duration) {
     let payload = serde_json::to_vec(result).expect("a job result always serializes");
-    let subject = subject(&result.worker, &result.delivery_id);
-    let acked = match jetstream.publish(subject, payload.into()).await {
-        Ok(ack) => ack.await.map(drop).map_err(|error| error.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
-    if let Err(error) = acked {
-        warn!(error = %error, "publishing the job result failed");
-    }
-}
-
-/// The latest result of `worker` for a delivery, if any.
-pub async fn latest(
-    jetstream: &jetstream::Context,
-    worker: &str,
-    delivery_id: &str,
-) -> anyhow::Result<Option<JobResult>> {
-    let stream = jetstream.get_stream(RESULTS_STREAM).await?;
-    match stream
-        .get_last_raw_message_by_subject(&subject(worker, delivery_id))
-        .await
+    let subject = broker::results::subject(&result.worker, &result.delivery_id);
+    if let Err(error) = broker::publish::publish(
+        jetstream,
+        subject,
+        async_nats::HeaderMap::new(),
+        payload.into(),
+        timeout,
+    )
+    .await
     {
-        Ok(message) => Ok(Some(serde_json::from_slice(&message.payload)?)),
-        Err(error)
-            if error.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-        {
-            Ok(None)
-        }
-        Err(error) => Err(error.into()),
+        warn!(error = %error, "publishing the job result failed");
     }
 }
 

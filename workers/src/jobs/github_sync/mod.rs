@@ -20,10 +20,8 @@ mod test_repo;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
-use std::time::Duration;
 
 use async_nats::jetstream;
-use schemas::streams::CONNECTORS_BUCKET;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -32,7 +30,7 @@ use self::git::Git;
 use self::push::{Push, PushEvent};
 pub use self::targets::{DEFAULT_STATE_DIR, GithubSyncConfig, TargetConfig};
 use self::targets::{Settings, Target};
-use crate::{Delivery, Job, Outcome, Report};
+use crate::{Delivery, Job, Outcome, Report, Setup};
 
 /// The job: typed settings, git, and the connectors bucket once prepared.
 pub struct GithubSync {
@@ -287,11 +285,13 @@ impl Job for GithubSync {
         }
     }
 
-    async fn prepare(&mut self, jetstream: &jetstream::Context) -> anyhow::Result<()> {
-        // Connector state is kept until an operator removes it: no age limit.
-        let store =
-            crate::runtime::streams::key_value(jetstream, CONNECTORS_BUCKET, Duration::ZERO)
-                .await?;
+    async fn prepare(&mut self, setup: &Setup<'_>) -> anyhow::Result<()> {
+        let store = broker::ensure::ensure_key_value(
+            setup.jetstream,
+            broker::catalog::connectors(),
+            setup.placement,
+        )
+        .await?;
         self.connectors = Some(store);
         Ok(())
     }

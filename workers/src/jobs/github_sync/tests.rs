@@ -263,11 +263,15 @@ async fn a_push_syncs_its_head_and_stale_or_repeated_heads_are_skipped() {
 fn the_example_config_loads_and_builds() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/github-sync.toml");
     let figment = crate::config::figment(Some(&file));
-    let (runtime, config) =
-        crate::config::load::<GithubSyncConfig>(&figment, "github_sync", "github_sync")
-            .expect("the example loads");
+    let (runtime, config) = crate::config::load::<GithubSyncConfig>(
+        &figment,
+        "github_sync",
+        "github_sync",
+        &std::collections::HashMap::new(),
+    )
+    .expect("the example loads");
     assert_eq!(runtime.name, "github-sync");
-    assert_eq!(runtime.consumer.filter_subject, "tidegate.in.github.>");
+    assert_eq!(runtime.consumer.filter_subjects, ["tidegate.in.github.>"]);
     let job = GithubSync::new(config).expect("the example builds");
     assert_eq!(job.settings.targets[0].id, "openwork-plugins");
     assert!(
