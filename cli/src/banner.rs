@@ -10,14 +10,39 @@ use ingress::config::{Config, Mode, Normalize, Route};
 use ingress::verify::{Secrets, sign_github};
 use schemas::streams::DELIVERIES_STREAM;
 
-/// A small push event with the fields the GitHub normalization reads.
-/// Contains no single quote, so it can be single-quoted for the shell.
+/// A push as GitHub sends it (the documented shape, trimmed of URLs a
+/// reader does not need), to a repository the example github-sync targets
+/// do not track: the forwarder delivers it to the dev sink and github-sync
+/// reports it skipped. Contains no single quote, so it can be
+/// single-quoted for the shell.
 pub(crate) const SAMPLE_PUSH: &str = concat!(
     r#"{"ref":"refs/heads/main","#,
-    r#""before":"0000000000000000000000000000000000000000","#,
+    r#""before":"9049f1265b7d61be4a8904a9a27120d2064dab3b","#,
     r#""after":"6dcb09b5b57875f334f61aebed695e2e4193db5e","#,
-    r#""repository":{"id":1296269,"full_name":"octocat/Hello-World"},"#,
-    r#""installation":{"id":1},"sender":{"login":"octocat"}}"#
+    r#""repository":{"id":1296269,"node_id":"MDEwOlJlcG9zaXRvcnkxMjk2MjY5","#,
+    r#""name":"sample","full_name":"tidegate-dev/sample","private":false,"#,
+    r#""owner":{"name":"tidegate-dev","login":"tidegate-dev","id":1,"type":"Organization"},"#,
+    r#""html_url":"https://github.com/tidegate-dev/sample","#,
+    r#""clone_url":"https://github.com/tidegate-dev/sample.git","#,
+    r#""default_branch":"main","master_branch":"main"},"#,
+    r#""pusher":{"name":"octocat","email":"octocat@github.com"},"#,
+    r#""sender":{"login":"octocat","id":583231,"type":"User"},"#,
+    r#""installation":{"id":1,"node_id":"MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="},"#,
+    r#""created":false,"deleted":false,"forced":false,"base_ref":null,"#,
+    r#""compare":"https://github.com/tidegate-dev/sample/compare/9049f1265b7d...6dcb09b5b578","#,
+    r#""commits":[{"id":"6dcb09b5b57875f334f61aebed695e2e4193db5e","#,
+    r#""tree_id":"f9d2a07e9488b91af2641b26b9407fe22a451433","distinct":true,"#,
+    r#""message":"Update README.md","timestamp":"2026-11-28T12:00:00Z","#,
+    r#""url":"https://github.com/tidegate-dev/sample/commit/6dcb09b5b57875f334f61aebed695e2e4193db5e","#,
+    r#""author":{"name":"Monalisa Octocat","email":"octocat@github.com","username":"octocat"},"#,
+    r#""committer":{"name":"Monalisa Octocat","email":"octocat@github.com","username":"octocat"},"#,
+    r#""added":[],"removed":[],"modified":["README.md"]}],"#,
+    r#""head_commit":{"id":"6dcb09b5b57875f334f61aebed695e2e4193db5e","#,
+    r#""tree_id":"f9d2a07e9488b91af2641b26b9407fe22a451433","distinct":true,"#,
+    r#""message":"Update README.md","timestamp":"2026-11-28T12:00:00Z","#,
+    r#""author":{"name":"Monalisa Octocat","email":"octocat@github.com","username":"octocat"},"#,
+    r#""committer":{"name":"Monalisa Octocat","email":"octocat@github.com","username":"octocat"},"#,
+    r#""added":[],"removed":[],"modified":["README.md"]}}"#
 );
 
 /// The NATS URL of the example config.

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use crate::common::Common;
 use crate::pretty_json::pretty;
-use crate::scan::{Scan, Scanned, Start, last_sequence, parse_time, rfc3339};
+use crate::scan::{Scan, Scanned, Start, last_sequence, parse_time, rfc3339, to_millis};
 use crate::table::Table;
 
 /// List stored deliveries, or show one with its job results.
@@ -122,8 +122,12 @@ async fn run_list(
         );
     }
     let mut shown = 0;
+    let mut limited = false;
     while let Some(scanned) = scan.next().await? {
-        if args.until.is_some_and(|until| scanned.stored_at > until) {
+        if args
+            .until
+            .is_some_and(|until| after(scanned.stored_at, until))
+        {
             break;
         }
         let row = row(&scanned);
@@ -151,17 +155,34 @@ async fn run_list(
         }
         shown += 1;
         if args.limit != 0 && shown >= args.limit {
-            eprintln!(
-                "stopped at --limit {}: narrow with --since/--until or raise --limit",
-                args.limit
-            );
+            limited = true;
             break;
         }
     }
+    // The summary follows the table on stdout, on its own line, so that it
+    // can never interleave with the rows.
     if !json {
-        eprintln!("{shown} deliveries");
+        let noun = if shown == 1 { "delivery" } else { "deliveries" };
+        println!("\n{shown} {noun}");
+        if limited {
+            println!(
+                "stopped at --limit {}: narrow with --since/--until or raise --limit",
+                args.limit
+            );
+        }
     }
     Ok(())
+}
+
+/// Whether `stored_at` is after `until`. A time given to the millisecond
+/// (as listings print it) covers its whole millisecond, so that `--until`
+/// with a row's own printed time keeps that row.
+fn after(stored_at: OffsetDateTime, until: OffsetDateTime) -> bool {
+    if until.nanosecond() % 1_000_000 == 0 {
+        to_millis(stored_at) > until
+    } else {
+        stored_at > until
+    }
 }
 
 /// The fields of a listing, from the headers the ingress sets; the body is

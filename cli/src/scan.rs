@@ -151,13 +151,17 @@ impl Scan {
 
 /// RFC 3339 with milliseconds, in UTC.
 pub(crate) fn rfc3339(time: OffsetDateTime) -> String {
-    let time = time.to_offset(time::UtcOffset::UTC);
-    let millis = time.millisecond();
-    let time = time
-        .replace_nanosecond(u32::from(millis) * 1_000_000)
-        .unwrap_or(time);
+    let time = to_millis(time);
     time.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| time.unix_timestamp().to_string())
+}
+
+/// `time` in UTC, cut to the milliseconds the commands print: a time
+/// copied from a listing compares equal to the row it came from.
+pub(crate) fn to_millis(time: OffsetDateTime) -> OffsetDateTime {
+    let time = time.to_offset(time::UtcOffset::UTC);
+    time.replace_nanosecond(u32::from(time.millisecond()) * 1_000_000)
+        .unwrap_or(time)
 }
 
 /// `--since` / `--until`: RFC 3339 (`2024-05-01T12:00:00Z`, any offset) or

@@ -140,7 +140,10 @@ async fn routes_lists_every_url_and_never_a_secret() {
         .await
         .success();
     let lines: Vec<&str> = table.stdout.lines().collect();
-    assert_eq!(lines.len(), 5, "{}", table.stdout);
+    // Header, four rows, a blank line and the count, each on its own line.
+    assert_eq!(lines.len(), 7, "{}", table.stdout);
+    assert_eq!(lines[5], "");
+    assert_eq!(lines[6], "4 deliveries");
     assert!(lines[0].starts_with("ROUTE"), "{}", table.stdout);
     for (line, expected) in lines[1..].iter().zip([
         [
@@ -441,7 +444,10 @@ async fn deliveries_list_filters_on_headers_and_time() {
         .await
         .success();
     let lines: Vec<&str> = table.stdout.lines().collect();
-    assert_eq!(lines.len(), 5, "{}", table.stdout);
+    // Header, four rows, a blank line and the count, each on its own line.
+    assert_eq!(lines.len(), 7, "{}", table.stdout);
+    assert_eq!(lines[5], "");
+    assert_eq!(lines[6], "4 deliveries");
     assert!(lines[0].starts_with("SEQ"), "{}", table.stdout);
     assert!(
         lines[3].starts_with("3 ") && lines[3].contains(" hooks ") && lines[3].contains(" deploy ")
@@ -451,7 +457,17 @@ async fn deliveries_list_filters_on_headers_and_time() {
         "{}",
         table.stdout
     );
-    assert!(table.stderr.contains("4 deliveries"), "{}", table.stderr);
+    assert!(table.stderr.is_empty(), "{}", table.stderr);
+
+    // A row's own printed time, as --until, keeps that row ("at or
+    // before"), though the stream holds it to the nanosecond.
+    let rows = run(&["deliveries", "list", "--nats-url", &url, "--json"], &[])
+        .await
+        .success()
+        .json_lines();
+    let third = rows[2]["stored_at"].as_str().expect("stored_at").to_owned();
+    assert_eq!(list(&["--until", &third]).await, ["a-1", "o-1", "a-2"]);
+    assert_eq!(list(&["--since", &third]).await, ["a-2", "a-3"]);
 }
 
 fn result(delivery_id: &str, status: JobStatus, attempts: u64) -> JobResult {

@@ -5,6 +5,7 @@ mod abuse;
 mod agent_inbox;
 mod broker_down;
 mod cli;
+mod dev_mode;
 mod dlq;
 mod forward;
 mod github;

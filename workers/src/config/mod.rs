@@ -83,7 +83,6 @@ struct Raw {
     log: RawLog,
 }
 
-
 /// One subject, or a list of them.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]

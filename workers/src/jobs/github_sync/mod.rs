@@ -99,15 +99,18 @@ impl GithubSync {
                 push.full_name, push.branch
             ));
         };
+        let protocol = match push.clone_url() {
+            Ok(_) => push.protocol().unwrap_or_default(),
+            Err(error) => return Outcome::Fail(error),
+        };
         if !self
             .settings
             .protocols
             .iter()
-            .any(|allowed| allowed == push.protocol())
+            .any(|allowed| allowed == protocol)
         {
             return Outcome::Fail(format!(
-                "clone URL protocol `{}` is not in github_sync.protocols",
-                push.protocol()
+                "clone URL protocol `{protocol}` is not in github_sync.protocols"
             ));
         }
         self.sync(delivery, target, &push).await
@@ -140,11 +143,11 @@ impl GithubSync {
         {
             return Outcome::Skip(format!("target {}: {sha} is already synced", target.id));
         }
-        if let Err(error) = self
-            .git
-            .fetch(&mirror, &push.clone_url, &push.git_ref)
-            .await
-        {
+        let clone_url = match push.clone_url() {
+            Ok(url) => url,
+            Err(error) => return Outcome::Fail(error),
+        };
+        if let Err(error) = self.git.fetch(&mirror, clone_url, &push.git_ref).await {
             if error.is_missing_remote_ref() {
                 return Outcome::Skip(format!(
                     "{} {} no longer exists",

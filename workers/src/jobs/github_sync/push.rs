@@ -32,7 +32,9 @@ pub(super) struct Push {
     pub(super) branch: String,
     /// Lower-case hex, 40 (SHA-1) or 64 (SHA-256) digits.
     pub(super) head_sha: String,
-    pub(super) clone_url: String,
+    /// Validated when present; a push without one can still be told
+    /// untracked (and skipped), but not synced.
+    pub(super) clone_url: Option<String>,
 }
 
 impl Push {
@@ -45,14 +47,22 @@ impl Push {
         }
     }
 
+    /// The clone URL, which a sync needs.
+    pub(super) fn clone_url(&self) -> Result<&str, String> {
+        self.clone_url
+            .as_deref()
+            .ok_or_else(|| "payload is not a GitHub push: no `repository.clone_url`".to_owned())
+    }
+
     /// The clone URL's protocol as git's `GIT_ALLOW_PROTOCOL` names it.
-    pub(super) fn protocol(&self) -> &str {
-        match self.clone_url.split_once("://") {
+    pub(super) fn protocol(&self) -> Option<&str> {
+        let url = self.clone_url.as_deref()?;
+        Some(match url.split_once("://") {
             Some((scheme, _)) => scheme,
             // `git@github.com:owner/name.git`
-            None if self.clone_url.contains(':') => "ssh",
+            None if url.contains(':') => "ssh",
             None => "file",
-        }
+        })
     }
 }
 
@@ -110,14 +120,13 @@ pub(super) fn parse(payload: &[u8]) -> Result<PushEvent, String> {
             !name.contains('/') && validate_path(owner).is_ok() && validate_path(name).is_ok()
         })
         .ok_or_else(|| format!("repository full name `{full_name}` is not owner/name"))?;
-    let clone_url = repository
-        .clone_url
-        .ok_or("payload is not a GitHub push: no `repository.clone_url`")?;
+    let clone_url = repository.clone_url;
     // A leading `-` would be read by git as an option.
-    if clone_url.is_empty()
-        || clone_url.starts_with('-')
-        || clone_url.contains(|c: char| c.is_whitespace() || c.is_control())
-    {
+    if clone_url.as_deref().is_some_and(|url| {
+        url.is_empty()
+            || url.starts_with('-')
+            || url.contains(|c: char| c.is_whitespace() || c.is_control())
+    }) {
         return Err("repository.clone_url is not a URL git can fetch".into());
     }
     Ok(PushEvent::Branch(Push {
@@ -182,7 +191,7 @@ mod tests {
         assert_eq!(push.owner, "octocat");
         assert_eq!(push.name, "Hello-World");
         assert_eq!(push.repository_key(), "7");
-        assert_eq!(push.protocol(), "https");
+        assert_eq!(push.protocol(), Some("https"));
     }
 
     #[test]
@@ -233,7 +242,13 @@ mod tests {
         assert!(bad_repository(r#"{"full_name":"a/b/c","clone_url":"https://h/x"}"#).is_err());
         assert!(bad_repository(r#"{"full_name":"a/.git","clone_url":"https://h/x"}"#).is_err());
         assert!(bad_repository(r#"{"full_name":"a/b","clone_url":"--upload-pack=x"}"#).is_err());
-        assert!(bad_repository(r#"{"full_name":"a/b"}"#).is_err());
+        // Without a clone URL a push still parses: an untracked repository
+        // is skipped, a tracked one fails when it would be fetched.
+        let Ok(PushEvent::Branch(push)) = bad_repository(r#"{"full_name":"a/b"}"#) else {
+            panic!("a branch push without a clone URL");
+        };
+        assert!(push.clone_url().is_err());
+        assert_eq!(push.protocol(), None);
     }
 
     #[test]
@@ -246,7 +261,7 @@ mod tests {
                 panic!("a branch push");
             };
             assert_eq!(push.repository_key(), "a/b");
-            push.protocol().to_owned()
+            push.protocol().expect("a clone URL").to_owned()
         };
         assert_eq!(protocol("https://github.com/a/b.git"), "https");
         assert_eq!(protocol("file:///tmp/b.git"), "file");
