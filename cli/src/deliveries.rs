@@ -178,7 +178,7 @@ async fn run_list(
 /// (as listings print it) covers its whole millisecond, so that `--until`
 /// with a row's own printed time keeps that row.
 fn after(stored_at: OffsetDateTime, until: OffsetDateTime) -> bool {
-    if until.nanosecond() % 1_000_000 == 0 {
+    if until.nanosecond().is_multiple_of(1_000_000) {
         to_millis(stored_at) > until
     } else {
         stored_at > until
