@@ -9,6 +9,7 @@ pub mod logs;
 pub mod nats;
 pub mod process;
 pub mod receiver;
+pub mod security;
 pub mod sign;
 
 use std::future::Future;

@@ -14,12 +14,16 @@ use async_nats::jetstream;
 use tempfile::TempDir;
 
 use crate::eventually;
+use crate::security::{Auth, Secured};
 
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     store: TempDir,
     config_file: Option<std::path::PathBuf>,
+    binary: std::path::PathBuf,
+    /// Credentials clients need, for a secured server.
+    secured: Option<Secured>,
 }
 
 impl NatsServer {
@@ -38,19 +42,77 @@ impl NatsServer {
         NatsServer::launch(free_port(), extra).await
     }
 
-    async fn launch(port: u16, extra: &str) -> NatsServer {
+    /// Starts a server that requires `auth`; the harness's own clients use
+    /// the same credentials (see [`NatsServer::nats_toml`]).
+    pub async fn start_secured(auth: Auth) -> NatsServer {
+        let secured = Secured::new(auth);
+        let mut server = NatsServer::prepare(free_port(), &secured.server_config, server_binary());
+        server.secured = Some(secured);
+        server.spawn();
+        server.wait_ready().await;
+        server
+    }
+
+    /// Starts the old server `deploy/tools/install.sh --test` installs
+    /// (below the supported minimum), without waiting for JetStream.
+    pub async fn start_old() -> NatsServer {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let binary = std::env::var_os("TIDEGATE_OLD_NATS_SERVER")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| root.join(".tools/bin/nats-server-old"));
+        assert!(
+            binary.is_file(),
+            "{} is missing: run deploy/tools/install.sh --test (or set TIDEGATE_OLD_NATS_SERVER)",
+            binary.display()
+        );
+        let mut server = NatsServer::prepare(free_port(), "", binary);
+        server.spawn();
+        let url = server.url();
+        eventually(Duration::from_secs(15), "the old nats-server", || {
+            let url = url.clone();
+            async move { async_nats::connect(&url).await.ok().map(drop) }
+        })
+        .await;
+        server
+    }
+
+    /// The `[nats]` keys besides `url` a binary needs for this server
+    /// (empty for an open one).
+    pub fn nats_toml(&self) -> &str {
+        self.secured
+            .as_ref()
+            .map_or("", |secured| secured.nats_toml.as_str())
+    }
+
+    /// Settings for the harness's own clients.
+    pub fn settings(&self) -> broker::NatsSettings {
+        match &self.secured {
+            Some(secured) => secured.settings(&self.url()),
+            None => {
+                broker::NatsSettings::for_url(&self.url(), "tidegate-test").expect("a loopback URL")
+            }
+        }
+    }
+
+    fn prepare(port: u16, extra: &str, binary: std::path::PathBuf) -> NatsServer {
         let store = tempfile::tempdir().expect("creating a temp store dir");
         let config_file = (!extra.is_empty()).then(|| {
             let path = store.path().join("extra.conf");
             std::fs::write(&path, extra).expect("writing the server config");
             path
         });
-        let mut server = NatsServer {
+        NatsServer {
             child: None,
             port,
             store,
             config_file,
-        };
+            binary,
+            secured: None,
+        }
+    }
+
+    async fn launch(port: u16, extra: &str) -> NatsServer {
+        let mut server = NatsServer::prepare(port, extra, server_binary());
         server.spawn();
         server.wait_ready().await;
         server
@@ -64,15 +126,20 @@ impl NatsServer {
         self.store.path()
     }
 
-    /// A client for the test's own assertions.
+    /// A client for the test's own assertions (with the server's
+    /// credentials when it is secured).
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::connect(self.url())
-            .await
-            .expect("connecting to the test nats-server")
+        self.connection().await.client
     }
 
     pub async fn jetstream(&self) -> jetstream::Context {
-        jetstream::new(self.client().await)
+        self.connection().await.jetstream
+    }
+
+    async fn connection(&self) -> broker::Connection {
+        broker::Connection::open(&self.settings())
+            .await
+            .expect("connecting to the test nats-server")
     }
 
     /// SIGKILLs the server: no clean shutdown, as in a crash.
@@ -91,7 +158,7 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) {
-        let mut command = Command::new(server_binary());
+        let mut command = Command::new(&self.binary);
         command
             .args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
@@ -114,19 +181,18 @@ impl NatsServer {
     }
 
     async fn wait_ready(&self) {
-        let url = self.url();
+        let settings = broker::NatsSettings {
+            connect_timeout: Duration::from_secs(1),
+            ..self.settings()
+        };
         eventually(
             Duration::from_secs(15),
             "nats-server with JetStream",
             || {
-                let url = url.clone();
+                let settings = settings.clone();
                 async move {
-                    let client = async_nats::connect(&url).await.ok()?;
-                    async_nats::jetstream::new(client)
-                        .query_account()
-                        .await
-                        .ok()
-                        .map(drop)
+                    let connection = broker::Connection::open(&settings).await.ok()?;
+                    connection.jetstream.query_account().await.ok().map(drop)
                 }
             },
         )

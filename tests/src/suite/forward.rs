@@ -61,6 +61,7 @@ pub(crate) fn forwarder_config_for(
 name = "forward"
 [nats]
 url = "{nats}"
+{auth}
 [consumer]
 {consumer}
 [forward]
@@ -71,6 +72,7 @@ url = "{url}"
 secret = {{ value = "{SIGNING_SECRET}" }}
 "#,
         nats = nats.url(),
+        auth = nats.nats_toml(),
         url = receiver.url(),
     )
 }

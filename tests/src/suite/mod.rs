@@ -14,6 +14,7 @@ mod http_edges;
 mod large_payloads;
 mod replay;
 mod secrets;
+mod secured;
 mod slow_clients;
 mod sync_callback;
 
