@@ -24,7 +24,7 @@ use crate::subject::{Template, Var};
 use crate::verify::Verifier;
 pub use lenient::Lenient;
 use raw::{RawConfig, RawRoute, parse_duration, parse_size};
-use verifier::{compile_verifier, resolve_secret};
+use verifier::{SecretPolicy, compile_verifier, resolve_secret};
 
 /// Paths the ingress serves itself; routes may not use them.
 pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -225,7 +225,7 @@ impl Config {
     pub fn load(figment: &Figment, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
         let raw = parse_raw(figment, &mut problems)?;
-        let config = compile(raw, env, &mut problems);
+        let config = compile(raw, env, SecretPolicy::Require, &mut problems);
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -254,7 +254,12 @@ fn parse_raw(figment: &Figment, problems: &mut Vec<String>) -> Result<RawConfig,
 
 /// Collects problems as it goes and returns a config that is only used when
 /// none were found.
-fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<String>) -> Config {
+fn compile(
+    raw: RawConfig,
+    env: &HashMap<String, String>,
+    policy: SecretPolicy,
+    problems: &mut Vec<String>,
+) -> Config {
     let listen = ok(
         problems,
         "listen",
@@ -354,7 +359,9 @@ fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<Str
             problems.push(format!("{key}.path: another route has this path"));
         }
         let admission = admission::admission(&key, &route, default_limits, problems);
-        if let Some(mut route) = compile_route(&key, route, default_body_limit, env, problems) {
+        if let Some(mut route) =
+            compile_route(&key, route, default_body_limit, env, policy, problems)
+        {
             route.admission = admission;
             routes.push(Arc::new(route));
         }
@@ -415,6 +422,7 @@ fn compile_route(
     raw: RawRoute,
     default_body_limit: u64,
     env: &HashMap<String, String>,
+    policy: SecretPolicy,
     problems: &mut Vec<String>,
 ) -> Option<Route> {
     let before = problems.len();
@@ -551,9 +559,14 @@ fn compile_route(
             );
             None
         }
-        Some(verifier) => {
-            compile_verifier(&format!("{key}.verifier"), verifier, &params, env, problems)
-        }
+        Some(verifier) => compile_verifier(
+            &format!("{key}.verifier"),
+            verifier,
+            &params,
+            env,
+            policy,
+            problems,
+        ),
     };
     if let Some(verifier) = &verifier
         && let Some(header) = verifier.scheme.credential_header()

@@ -1,6 +1,6 @@
 //! A route's `[routes.verifier]` table compiled into a `Verifier`: the
 //! scheme and its settings, the secrets (resolved once, now), and what a
-//! missing secret means.
+//! missing secret means, under the load's `SecretPolicy`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,6 +14,19 @@ use crate::verify::{
     DEFAULT_TOLERANCE, Scheme, Secrets, Verifier, decode_standard_webhooks_secret,
 };
 
+/// What a load does with a route secret that is not available: an unset or
+/// empty variable, an unreadable or empty file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SecretPolicy {
+    /// A route left without any secret fails the load, unless it is open
+    /// when unset (`Config::load`, for serving).
+    Require,
+    /// A route left without any secret loads with none and refuses every
+    /// request; `Config::load_lenient` lists it as unset (operator tools on
+    /// machines that hold no secrets).
+    Lenient,
+}
+
 const VERIFIER_KINDS: &str =
     "none, github, standard_webhooks, stripe, slack, shopify, gitlab, shared_secret, bearer";
 
@@ -22,6 +35,7 @@ pub(super) fn compile_verifier(
     raw: RawVerifier,
     params: &[String],
     env: &HashMap<String, String>,
+    policy: SecretPolicy,
     problems: &mut Vec<String>,
 ) -> Option<Verifier> {
     let before = problems.len();
@@ -149,7 +163,7 @@ pub(super) fn compile_verifier(
                 .enumerate()
                 .filter_map(|(index, source)| {
                     let name = format!("{key}.secrets[{index}]");
-                    let secret = resolve_secret(&name, source, env, problems)?;
+                    let secret = resolve(&name, source, env, policy, problems)?;
                     decode(&name, secret, problems)
                 })
                 .collect(),
@@ -158,7 +172,11 @@ pub(super) fn compile_verifier(
     if scheme == Scheme::None && !matches!(&secrets, Secrets::Fixed(list) if list.is_empty()) {
         problems.push(format!("{key}: kind none takes no secrets"));
     }
-    if scheme != Scheme::None
+    // A lenient load forgives secrets this machine lacks, not a route that
+    // names none.
+    let names_a_secret = !raw.secrets.is_empty() || raw.secret_env.is_some();
+    if (policy == SecretPolicy::Require || !names_a_secret)
+        && scheme != Scheme::None
         && !open_when_unset
         && matches!(&secrets, Secrets::Fixed(list) if list.is_empty())
         && problems.len() == before
@@ -175,7 +193,7 @@ pub(super) fn compile_verifier(
     })
 }
 
-/// Secrets named by an environment variable, a file, or (tests) a value.
+/// A secret named by an environment variable, a file, or (tests) a value.
 /// An unset or empty variable resolves to nothing without a problem: the
 /// verifier decides whether that is allowed.
 pub(super) fn resolve_secret(
@@ -184,6 +202,19 @@ pub(super) fn resolve_secret(
     env: &HashMap<String, String>,
     problems: &mut Vec<String>,
 ) -> Option<Secret> {
+    resolve(key, source, env, SecretPolicy::Require, problems)
+}
+
+/// [`resolve_secret`] under `policy`: a lenient load takes an unreadable or
+/// empty file for an unset secret too.
+fn resolve(
+    key: &str,
+    source: &RawSecretSource,
+    env: &HashMap<String, String>,
+    policy: SecretPolicy,
+    problems: &mut Vec<String>,
+) -> Option<Secret> {
+    let lenient = policy == SecretPolicy::Lenient;
     match (&source.env, &source.file, &source.value) {
         (Some(name), None, None) => env.get(name).and_then(|value| Secret::new(value.as_str())),
         (None, Some(file), None) => match std::fs::read(file) {
@@ -194,11 +225,12 @@ pub(super) fn resolve_secret(
                     bytes.pop();
                 }
                 let secret = Secret::new(bytes);
-                if secret.is_none() {
+                if secret.is_none() && !lenient {
                     problems.push(format!("{key}.file: `{file}` is empty"));
                 }
                 secret
             }
+            Err(_) if lenient => None,
             Err(error) => {
                 problems.push(format!("{key}.file: cannot read `{file}`: {error}"));
                 None
