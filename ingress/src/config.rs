@@ -17,9 +17,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use http::{HeaderName, Method};
 
+use ::verify::Secret;
+
 use crate::client_ip::IpList;
 use crate::limit::Admission;
-use crate::secret::Secret;
 use crate::subject::{Template, Var};
 use crate::verify::Verifier;
 pub use lenient::Lenient;

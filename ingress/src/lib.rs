@@ -13,7 +13,6 @@ pub mod limit;
 pub mod normalize;
 pub mod object;
 pub mod publish;
-pub mod secret;
 pub mod serve;
 pub mod subject;
 pub mod sync;
@@ -22,6 +21,7 @@ pub mod verify;
 
 use std::sync::Arc;
 
+use ::verify::Scheme;
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::{MethodFilter, MethodRouter, get};
@@ -34,7 +34,7 @@ use tracing::{info, warn};
 use crate::broker::Broker;
 use crate::config::{Config, HttpConfig, Route};
 use crate::error::IngressError;
-use crate::verify::{Scheme, Secrets};
+use crate::verify::Secrets;
 
 /// What every request handler shares. Holds no per-delivery state.
 #[derive(Debug)]

@@ -4,12 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use ::verify::Scheme;
 use figment::Figment;
 
 use super::raw::{RawConfig, RawSecretSource};
 use super::verifier::SecretPolicy;
 use super::{Config, ConfigError, compile, parse_raw};
-use crate::verify::{Scheme, Secrets, Verifier};
+use crate::verify::{Secrets, Verifier};
 
 /// A configuration in which some routes may lack their secret.
 #[derive(Debug)]

@@ -5,14 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ::verify::{Scheme, Secret};
 use http::{HeaderName, StatusCode};
 
 use super::raw::{RawSecretSource, RawVerifier, parse_duration};
-use crate::secret::Secret;
 use crate::subject::{Template, Var};
-use crate::verify::{
-    DEFAULT_TOLERANCE, Scheme, Secrets, Verifier, decode_standard_webhooks_secret,
-};
+use crate::verify::{Secrets, Verifier};
 
 /// What a load does with a route secret that is not available: an unset or
 /// empty variable, an unreadable or empty file.
@@ -27,9 +25,6 @@ pub(super) enum SecretPolicy {
     Lenient,
 }
 
-const VERIFIER_KINDS: &str =
-    "none, github, standard_webhooks, stripe, slack, shopify, gitlab, shared_secret, bearer";
-
 pub(super) fn compile_verifier(
     key: &str,
     raw: RawVerifier,
@@ -39,65 +34,51 @@ pub(super) fn compile_verifier(
     problems: &mut Vec<String>,
 ) -> Option<Verifier> {
     let before = problems.len();
-    let tolerance = match raw.tolerance.as_deref().map(parse_duration) {
-        None => DEFAULT_TOLERANCE,
-        Some(Ok(tolerance)) if tolerance >= Duration::from_secs(1) => tolerance,
-        Some(Ok(_)) => {
-            problems.push(format!("{key}.tolerance: must be at least 1s"));
-            DEFAULT_TOLERANCE
-        }
-        Some(Err(why)) => {
-            problems.push(format!("{key}.tolerance: {why}"));
-            DEFAULT_TOLERANCE
-        }
-    };
-    let scheme = match raw.kind.as_str() {
-        "none" => Scheme::None,
-        "github" => Scheme::Github {
-            allow_sha1: raw.allow_sha1.unwrap_or(false),
-        },
-        "standard_webhooks" => Scheme::StandardWebhooks { tolerance },
-        "stripe" => Scheme::Stripe { tolerance },
-        "slack" => Scheme::Slack { tolerance },
-        "shopify" => Scheme::Shopify,
-        "gitlab" => Scheme::Gitlab,
-        "bearer" => Scheme::Bearer,
-        "shared_secret" => {
-            let header = raw.header.as_deref().unwrap_or("x-webhook-secret");
-            match HeaderName::try_from(header) {
-                Ok(header) => Scheme::SharedSecret { header },
-                Err(_) => {
-                    problems.push(format!("{key}.header: `{header}` is not a header name"));
-                    Scheme::None
-                }
+    let mut scheme = raw.kind.parse::<Scheme>().unwrap_or_else(|unknown| {
+        problems.push(format!("{key}.kind: {unknown}"));
+        Scheme::None
+    });
+    if let Some(text) = raw.tolerance.as_deref() {
+        let tolerance = match parse_duration(text) {
+            Ok(tolerance) if tolerance >= Duration::from_secs(1) => Some(tolerance),
+            Ok(_) => {
+                problems.push(format!("{key}.tolerance: must be at least 1s"));
+                None
             }
+            Err(why) => {
+                problems.push(format!("{key}.tolerance: {why}"));
+                None
+            }
+        };
+        match &mut scheme {
+            Scheme::StandardWebhooks { tolerance: slot }
+            | Scheme::Stripe { tolerance: slot }
+            | Scheme::Slack { tolerance: slot } => *slot = tolerance.unwrap_or(*slot),
+            _ => problems.push(format!(
+                "{key}.tolerance: kind {} signs no timestamp",
+                raw.kind
+            )),
         }
-        other => {
-            problems.push(format!(
-                "{key}.kind: `{other}` is not one of {VERIFIER_KINDS}"
-            ));
-            Scheme::None
-        }
-    };
-    if raw.tolerance.is_some() && scheme.tolerance().is_none() {
-        problems.push(format!(
-            "{key}.tolerance: kind {} signs no timestamp",
-            raw.kind
-        ));
     }
-    if raw.allow_sha1.is_some() && !matches!(scheme, Scheme::Github { .. }) {
-        problems.push(format!(
-            "{key}.allow_sha1: only kind github has a SHA-1 header"
-        ));
-    }
-    // Standard Webhooks keys are written as `whsec_<base64>`; the verifier
-    // wants the decoded bytes. `name` says where a secret came from.
-    let is_standard_webhooks = matches!(scheme, Scheme::StandardWebhooks { .. });
-    let decode = |name: &str, secret: Secret, problems: &mut Vec<String>| {
-        if !is_standard_webhooks {
-            return Some(secret);
+    if let Some(allow) = raw.allow_sha1 {
+        match &mut scheme {
+            Scheme::Github { allow_sha1 } => *allow_sha1 = allow,
+            _ => problems.push(format!(
+                "{key}.allow_sha1: only kind github has a SHA-1 header"
+            )),
         }
-        let key = decode_standard_webhooks_secret(&secret);
+    }
+    if let (Scheme::SharedSecret { header }, Some(text)) = (&mut scheme, raw.header.as_deref()) {
+        match HeaderName::try_from(text) {
+            Ok(name) => *header = name,
+            Err(_) => problems.push(format!("{key}.header: `{text}` is not a header name")),
+        }
+    }
+    // Secrets become the keys the scheme takes: Standard Webhooks secrets
+    // (`whsec_<base64>`) are decoded, the only ones that can be invalid.
+    // `name` says where a secret came from.
+    let to_key = |name: &str, secret: Secret, problems: &mut Vec<String>| {
+        let key = scheme.key(secret);
         if key.is_none() {
             problems.push(format!(
                 "{name}: is not a Standard Webhooks secret (whsec_ and base64)"
@@ -146,7 +127,7 @@ pub(super) fn compile_verifier(
                 let known = known
                     .into_iter()
                     .filter_map(|(name, secret)| {
-                        let key = decode(&format!("{key}.secret_env ({name})"), secret, problems)?;
+                        let key = to_key(&format!("{key}.secret_env ({name})"), secret, problems)?;
                         Some((name, key))
                     })
                     .collect();
@@ -164,7 +145,7 @@ pub(super) fn compile_verifier(
                 .filter_map(|(index, source)| {
                     let name = format!("{key}.secrets[{index}]");
                     let secret = resolve(&name, source, env, policy, problems)?;
-                    decode(&name, secret, problems)
+                    to_key(&name, secret, problems)
                 })
                 .collect(),
         ),
