@@ -1,9 +1,7 @@
 //! What the bench sends: a realistic GitHub `push` body of about 7 KB, its
 //! signature, and the envelope-sized message the raw mode publishes.
 
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 /// The route's event for every request.
 pub(crate) const EVENT: &str = "push";
@@ -40,9 +38,7 @@ pub(crate) fn github_push() -> Vec<u8> {
 
 /// GitHub's `X-Hub-Signature-256` value for `body`.
 pub(crate) fn github_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    verify::github::signature(secret.as_bytes(), body)
 }
 
 /// A message shaped and sized like the ingress's envelope for `body`, so

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use http::Method;
 use ingress::config::{Config, Mode, Normalize, Route};
-use ingress::verify::{Secrets, sign_github};
+use ingress::verify::Secrets;
 use schemas::streams::DELIVERIES_STREAM;
+use verify::github;
 
 /// A push as GitHub sends it (the documented shape, trimmed of URLs a
 /// reader does not need), to a repository the example github-sync targets
@@ -238,7 +239,7 @@ fn sample_route(config: &Config) -> Option<(&Route, &[u8])> {
 /// ASCII without quotes, so single quotes are safe.
 fn sample_curl(base: &str, path: &str, secret: &[u8]) -> String {
     let delivery_id = uuid::Uuid::new_v4();
-    let signature = sign_github(secret, SAMPLE_PUSH.as_bytes());
+    let signature = github::signature(secret, SAMPLE_PUSH.as_bytes());
     [
         format!("curl -sS -i {base}{path}"),
         "-H 'Content-Type: application/json'".to_owned(),
@@ -282,7 +283,7 @@ mod tests {
         assert_eq!(route.name, "github");
         assert_eq!(secret, b"dev-secret");
         let curl = sample_curl("http://127.0.0.1:8080", &route.path, secret);
-        let expected = sign_github(b"dev-secret", SAMPLE_PUSH.as_bytes());
+        let expected = github::signature(b"dev-secret", SAMPLE_PUSH.as_bytes());
         assert!(curl.contains(&format!("X-Hub-Signature-256: {expected}'")));
         assert!(
             curl.starts_with(

@@ -3,8 +3,9 @@
 
 use http::Method;
 use ingress::config::{Config, Lenient, Mode, Route};
-use ingress::verify::{Scheme, Secrets};
+use ingress::verify::Secrets;
 use serde::Serialize;
+use verify::Scheme;
 
 use crate::common::Common;
 use crate::table::Table;

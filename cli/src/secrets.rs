@@ -8,7 +8,6 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use base64::Engine as _;
 
 /// The Standard Webhooks key (`whsec_<base64>`) the dev forwarder signs
 /// with and the dev sink checks.
@@ -89,8 +88,7 @@ fn generate(name: &str) -> String {
     if name == FORWARD_SIGNING_SECRET {
         let mut bytes = first.as_bytes().to_vec();
         bytes.extend_from_slice(second.as_bytes());
-        let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-        return format!("whsec_{encoded}");
+        return verify::standard_webhooks::encode_key(&bytes);
     }
     format!("{}{}", first.simple(), second.simple())
 }
@@ -142,8 +140,9 @@ mod tests {
         assert_eq!(origins(&first), [Origin::Generated; 3]);
         assert!(first[..2].iter().all(|secret| secret.value.len() == 64));
         assert_ne!(first[0].value, first[1].value);
-        let key = crate::sink::decode_key(&first[2].value).expect("a whsec_ secret");
-        assert_eq!(key.len(), 32);
+        let secret = verify::Secret::new(first[2].value.as_str()).expect("non-empty");
+        let key = verify::standard_webhooks::decode_key(&secret).expect("a whsec_ secret");
+        assert_eq!(key.expose().len(), 32);
 
         let second = resolve(&path, &HashMap::new()).expect("second run");
         assert_eq!(origins(&second), [Origin::File; 3]);

@@ -9,10 +9,9 @@ use anyhow::{Context as _, anyhow, bail};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use ingress::config::{DeliveryIdSource, Lenient, Mode, Normalize, Route, ValueSource};
 use ingress::subject::{Var, Vars};
-use ingress::verify::{
-    Scheme, Secrets, sign_github, sign_shopify, sign_slack, sign_standard_webhooks, sign_stripe,
-};
+use ingress::verify::Secrets;
 use serde_json::json;
+use verify::{Message, Scheme, Secret};
 
 use crate::banner::{SAMPLE_HOOK_ID, SAMPLE_PUSH};
 use crate::common::Common;
@@ -290,7 +289,7 @@ fn build(
         0,
         sign(
             scheme,
-            secret.as_deref(),
+            secret.as_ref(),
             &body,
             &delivery_id,
             timestamp,
@@ -309,10 +308,10 @@ fn build(
     })
 }
 
-/// The secret that signs for this request: the first configured one (the
+/// The key that signs for this request: the first configured one (the
 /// ingress accepts any), or the per-request variable. `None`: send
 /// unsigned, because the route is open or has no verification.
-fn secret(route: &Route, loaded: &Lenient, vars: &Vars<'_>) -> anyhow::Result<Option<Vec<u8>>> {
+fn secret(route: &Route, loaded: &Lenient, vars: &Vars<'_>) -> anyhow::Result<Option<Secret>> {
     let verifier = &route.verifier;
     if verifier.scheme == Scheme::None {
         return Ok(None);
@@ -326,7 +325,7 @@ fn secret(route: &Route, loaded: &Lenient, vars: &Vars<'_>) -> anyhow::Result<Op
     }
     let secret = match &verifier.secrets {
         Secrets::Fixed(secrets) => match secrets.first() {
-            Some(secret) => return Ok(Some(secret.expose().to_vec())),
+            Some(secret) => return Ok(Some(secret.clone())),
             None => "its secret".to_owned(),
         },
         Secrets::PerRequest { env_name, known } => {
@@ -337,7 +336,7 @@ fn secret(route: &Route, loaded: &Lenient, vars: &Vars<'_>) -> anyhow::Result<Op
                 )
             })?;
             match known.get(&name) {
-                Some(secret) => return Ok(Some(secret.expose().to_vec())),
+                Some(secret) => return Ok(Some(secret.clone())),
                 None => name,
             }
         }
@@ -353,77 +352,42 @@ fn secret(route: &Route, loaded: &Lenient, vars: &Vars<'_>) -> anyhow::Result<Op
     }
 }
 
-/// Adds the scheme's credential headers; returns a summary such as
-/// `github signature`.
+/// Adds the headers the scheme's provider would send (the `verify`
+/// crate's); returns a summary such as `github signature`.
 fn sign(
     scheme: &Scheme,
-    secret: Option<&[u8]>,
+    key: Option<&Secret>,
     body: &[u8],
     delivery_id: &str,
     timestamp: u64,
     headers: &mut HeaderMap,
 ) -> anyhow::Result<String> {
-    let Some(secret) = secret else {
+    let Some(key) = key else {
         return Ok(match scheme {
             Scheme::None => "no verification".to_owned(),
             _ => format!("{} route, unsigned", scheme.kind()),
         });
     };
-    let name = HeaderName::from_static;
-    match scheme {
-        Scheme::None => {}
-        Scheme::Github { .. } => {
-            insert(
-                headers,
-                name("x-hub-signature-256"),
-                &sign_github(secret, body),
-            )?;
-        }
-        Scheme::StandardWebhooks { .. } => {
-            let id = format!("msg_{}", delivery_id.replace('-', ""));
-            let signature = sign_standard_webhooks(secret, &id, timestamp, body);
-            insert(headers, name("webhook-id"), &id)?;
-            insert(headers, name("webhook-timestamp"), &timestamp.to_string())?;
-            insert(headers, name("webhook-signature"), &signature)?;
-        }
-        Scheme::Stripe { .. } => {
-            insert(
-                headers,
-                name("stripe-signature"),
-                &sign_stripe(secret, timestamp, body),
-            )?;
-        }
-        Scheme::Slack { .. } => {
-            insert(
-                headers,
-                name("x-slack-request-timestamp"),
-                &timestamp.to_string(),
-            )?;
-            insert(
-                headers,
-                name("x-slack-signature"),
-                &sign_slack(secret, timestamp, body),
-            )?;
-        }
-        Scheme::Shopify => {
-            insert(
-                headers,
-                name("x-shopify-hmac-sha256"),
-                &sign_shopify(secret, body),
-            )?;
-            if !headers.contains_key("x-shopify-webhook-id") {
-                insert(headers, name("x-shopify-webhook-id"), delivery_id)?;
-            }
-        }
-        Scheme::Gitlab => insert_secret(headers, name("x-gitlab-token"), secret, b"")?,
-        Scheme::SharedSecret { header } => insert_secret(headers, header.clone(), secret, b"")?,
-        Scheme::Bearer => insert_secret(headers, header::AUTHORIZATION, secret, b"Bearer ")?,
+    let id = format!("msg_{}", delivery_id.replace('-', ""));
+    let message = Message {
+        body,
+        id: &id,
+        timestamp,
+    };
+    let signed = scheme
+        .sign(key, &message)
+        .map_err(|error| anyhow!("the secret cannot be sent: {error}"))?;
+    headers.extend(signed);
+    if *scheme == Scheme::Shopify && !headers.contains_key("x-shopify-webhook-id") {
+        insert(
+            headers,
+            HeaderName::from_static("x-shopify-webhook-id"),
+            delivery_id,
+        )?;
     }
-    Ok(match scheme {
-        Scheme::Gitlab | Scheme::SharedSecret { .. } | Scheme::Bearer => {
-            format!("{} credential", scheme.kind())
-        }
-        _ => format!("{} signature", scheme.kind()),
+    Ok(match scheme.credential_header() {
+        Some(_) => format!("{} credential", scheme.kind()),
+        None => format!("{} signature", scheme.kind()),
     })
 }
 
@@ -486,24 +450,6 @@ fn set(pairs: &mut Vec<(String, String)>, name: &str, value: &str) {
 fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) -> anyhow::Result<()> {
     let value = HeaderValue::from_str(value)
         .map_err(|_| anyhow!("{value:?} cannot be sent in the {name} header"))?;
-    headers.insert(name, value);
-    Ok(())
-}
-
-/// A header carrying the secret itself, marked sensitive; errors never
-/// show the value.
-fn insert_secret(
-    headers: &mut HeaderMap,
-    name: HeaderName,
-    secret: &[u8],
-    prefix: &[u8],
-) -> anyhow::Result<()> {
-    let mut bytes = prefix.to_vec();
-    bytes.extend_from_slice(secret);
-    let mut value = HeaderValue::from_bytes(&bytes).map_err(|_| {
-        anyhow!("the secret cannot be sent in the {name} header (not a valid header value)")
-    })?;
-    value.set_sensitive(true);
     headers.insert(name, value);
     Ok(())
 }
@@ -645,7 +591,7 @@ secrets = [{ value = "t0ken" }]
         assert_eq!(header(&request, "x-github-hook-id"), SAMPLE_HOOK_ID);
         assert_eq!(
             header(&request, "x-hub-signature-256"),
-            sign_github(b"gh-secret", SAMPLE_PUSH.as_bytes())
+            verify::github::signature(b"gh-secret", SAMPLE_PUSH.as_bytes())
         );
         verifies("github", &request, &env);
         let ping = build_for("github", &["--event", "ping"], &env).expect("builds");

@@ -1,15 +1,16 @@
 //! The dev sink of `tidegate up`: a loopback HTTP receiver the forwarder
-//! delivers to. It checks each request's Standard Webhooks signature and
-//! logs one `sink |` line per webhook, so a delivery can be followed end to end.
+//! delivers to. It checks each request's Standard Webhooks signature (the
+//! `verify` crate's, as a receiver would) and logs one `sink |` line per
+//! webhook, so a delivery can be followed end to end.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use base64::Engine as _;
-use ingress::verify::sign_standard_webhooks;
 use serde::Deserialize;
+use verify::{DEFAULT_TOLERANCE, Scheme, Secret, VerifyError};
 
 use crate::process::{Label, Output};
 
@@ -18,25 +19,21 @@ pub(crate) const SINK: Label = Label {
     colour: "32",
 };
 
+/// How the forwarder signs, and so what the sink checks.
+const SCHEME: Scheme = Scheme::StandardWebhooks {
+    tolerance: DEFAULT_TOLERANCE,
+};
+
 /// What the sink needs for every request.
 struct Sink {
     /// The decoded Standard Webhooks key (no `whsec_`, no base64).
-    key: Vec<u8>,
+    key: Secret,
     output: Output,
-}
-
-/// Decodes a `whsec_<base64>` secret into its key.
-pub(crate) fn decode_key(secret: &str) -> Option<Vec<u8>> {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()
-        .filter(|key| !key.is_empty())
 }
 
 /// Serves until the process ends; answers 204 to a correctly signed
 /// request and 401 otherwise (which the forwarder dead-letters).
-pub(crate) async fn serve(listener: tokio::net::TcpListener, key: Vec<u8>, output: Output) {
+pub(crate) async fn serve(listener: tokio::net::TcpListener, key: Secret, output: Output) {
     let router = axum::Router::new()
         .fallback(receive)
         .with_state(Arc::new(Sink { key, output }));
@@ -52,13 +49,13 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let verdict = verify(&sink.key, &headers, &body);
+    let verdict = verify(&sink.key, &headers, &body, SystemTime::now());
     let line = format!(
         "{method} {}  {}  {} bytes  {}",
         uri.path(),
         describe(&headers, &body),
         body.len(),
-        match verdict {
+        match &verdict {
             Ok(()) => "signature ok".to_owned(),
             Err(why) => format!("REFUSED: {why}"),
         }
@@ -71,25 +68,15 @@ async fn receive(
 }
 
 /// Checks `webhook-signature` (any of its space-separated `v1,` values)
-/// over `{webhook-id}.{webhook-timestamp}.{body}`.
-fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let (Some(id), Some(timestamp), Some(signatures)) = (
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
-    ) else {
-        return Err("missing webhook-id, webhook-timestamp or webhook-signature");
-    };
-    let timestamp: u64 = timestamp
-        .parse()
-        .map_err(|_| "webhook-timestamp is not a number")?;
-    let expected = sign_standard_webhooks(key, id, timestamp, body);
-    if signatures.split(' ').any(|signature| signature == expected) {
-        Ok(())
-    } else {
-        Err("bad signature")
-    }
+/// over `{webhook-id}.{webhook-timestamp}.{body}`, in constant time, with
+/// the timestamp within the default tolerance of `now`.
+fn verify(
+    key: &Secret,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), VerifyError> {
+    SCHEME.verify(std::slice::from_ref(key), headers, body, now)
 }
 
 /// `envelope <id> route github event push` for envelopes, else the
@@ -129,9 +116,15 @@ fn describe(headers: &HeaderMap, body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use axum::http::HeaderName;
+    use verify::standard_webhooks;
+
     use super::*;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const NOW: u64 = 1_700_000_000;
 
     fn headers(id: &str, timestamp: &str, signature: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -143,23 +136,33 @@ mod tests {
 
     #[test]
     fn checks_standard_webhooks_signatures() {
-        let key = decode_key(SECRET).expect("valid secret");
+        let configured = Secret::new(SECRET).expect("non-empty");
+        let key = standard_webhooks::decode_key(&configured).expect("valid secret");
         let body =
             br#"{"id":"d-1","route":"github","subject":"tidegate.in.github.push","event":"push"}"#;
-        let good = sign_standard_webhooks(&key, "d-1", 1_700_000_000, body);
-        let check = |headers: &HeaderMap| verify(&key, headers, body);
-        assert_eq!(check(&headers("d-1", "1700000000", &good)), Ok(()));
+        let good = standard_webhooks::signature(key.expose(), "d-1", NOW, body);
+        let at = |seconds: u64| UNIX_EPOCH + Duration::from_secs(seconds);
+        let check = |headers: &HeaderMap, now: u64| verify(&key, headers, body, at(now));
+        let signature = HeaderName::from_static("webhook-signature");
+        let timestamp = HeaderName::from_static("webhook-timestamp");
+        assert_eq!(check(&headers("d-1", "1700000000", &good), NOW), Ok(()));
         let rotated = format!("v1,AAAA {good}");
-        assert_eq!(check(&headers("d-1", "1700000000", &rotated)), Ok(()));
+        assert_eq!(check(&headers("d-1", "1700000000", &rotated), NOW), Ok(()));
         assert_eq!(
-            check(&headers("d-2", "1700000000", &good)),
-            Err("bad signature")
+            check(&headers("d-2", "1700000000", &good), NOW),
+            Err(VerifyError::invalid(signature))
         );
-        assert!(check(&HeaderMap::new()).is_err());
+        assert_eq!(
+            check(&headers("d-1", "1700000000", &good), NOW + 3600),
+            Err(VerifyError::stale(timestamp))
+        );
+        assert!(matches!(
+            check(&HeaderMap::new(), NOW),
+            Err(VerifyError::Missing { .. })
+        ));
         assert_eq!(
             describe(&HeaderMap::new(), body),
             "envelope d-1 route github event push subject tidegate.in.github.push"
         );
-        assert_eq!(decode_key("whsec_"), None);
     }
 }

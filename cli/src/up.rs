@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use ingress::config::Config;
-use ingress::secret::Secret;
 use nix::sys::signal::Signal;
 use tokio::process::Command;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+use verify::{Secret, standard_webhooks};
 
 use crate::banner::Banner;
 use crate::process::{self, Child, Label, Output, Shutdown};
@@ -229,8 +229,8 @@ fn prepare_workers(
     let sink_key = secrets
         .iter()
         .find(|secret| secret.name == FORWARD_SIGNING_SECRET)
-        .and_then(|secret| sink::decode_key(&secret.value))
-        .and_then(Secret::new)
+        .and_then(|secret| Secret::new(secret.value.as_str()))
+        .and_then(|secret| standard_webhooks::decode_key(&secret))
         .ok_or_else(|| {
             anyhow!("{FORWARD_SIGNING_SECRET} is not a Standard Webhooks secret (whsec_<base64>)")
         })?;
@@ -370,11 +370,7 @@ async fn start_workers(
         "dev sink listening on http://{} (checks {FORWARD_SIGNING_SECRET} signatures)",
         workers.sink
     ));
-    tokio::spawn(sink::serve(
-        listener,
-        workers.sink_key.expose().to_vec(),
-        output,
-    ));
+    tokio::spawn(sink::serve(listener, workers.sink_key.clone(), output));
 
     let config = forward_config(&plan.nats_url, &format!("http://{}", workers.sink));
     std::fs::write(&workers.forward_config, config)

@@ -8,12 +8,12 @@ use std::sync::{Arc, LazyLock};
 use arbitrary::Arbitrary;
 use http::HeaderName;
 use ingress::config::Route;
-use ingress::verify::{VerifyError, sign_github, sign_github_sha1};
 use libfuzzer_sys::fuzz_target;
 use tidegate_fuzz::{
     FuzzHeader, Key, NO_VARS, SECRETS, assert_mismatch, assert_not_open, assert_signed_outcome,
     flipped, header_map, header_text, route, secrets_toml, set, without,
 };
+use verify::{VerifyError, github};
 
 const SHA256_HEADER: &str = "x-hub-signature-256";
 const SHA1_HEADER: &str = "x-hub-signature";
@@ -64,18 +64,22 @@ fuzz_target!(|input: Input<'_>| {
     let secret = key.secret().as_bytes();
     let mut signed = without(headers, &HEADERS);
     match &signing.algorithm {
-        Algorithm::Sha256 => set(&mut signed, SHA256_HEADER, &sign_github(secret, input.body)),
+        Algorithm::Sha256 => set(
+            &mut signed,
+            SHA256_HEADER,
+            &github::signature(secret, input.body),
+        ),
         Algorithm::Sha1 => set(
             &mut signed,
             SHA1_HEADER,
-            &sign_github_sha1(secret, input.body),
+            &github::sha1_signature(secret, input.body),
         ),
         Algorithm::Sha1WithDecoy(decoy) => {
             set(&mut signed, SHA256_HEADER, &header_text(decoy));
             set(
                 &mut signed,
                 SHA1_HEADER,
-                &sign_github_sha1(secret, input.body),
+                &github::sha1_signature(secret, input.body),
             );
         }
     }
@@ -94,7 +98,7 @@ fuzz_target!(|input: Input<'_>| {
             Algorithm::Sha1WithDecoy(decoy) => {
                 // Only a decoy that is itself the right SHA-256 signature
                 // (hex in either case) may pass; SHA-1 is never consulted.
-                let right = sign_github(secret, input.body);
+                let right = github::signature(secret, input.body);
                 let decoy = header_text(decoy);
                 let decoy_is_right = decoy.len() == right.len()
                     && decoy.starts_with("sha256=")

@@ -9,12 +9,13 @@ use std::sync::{Arc, LazyLock};
 use arbitrary::Arbitrary;
 use ingress::config::Route;
 use ingress::subject::{Vars, check_token};
-use ingress::verify::{Verified, VerifyError};
+use ingress::verify::Verified;
 use libfuzzer_sys::fuzz_target;
 use tidegate_fuzz::{
     FuzzHeader, NO_VARS, Presenting, SECRETS, assert_not_open, assert_token_outcomes, header_map,
     route, route_from, secrets_toml,
 };
+use verify::VerifyError;
 
 const HEADER: &str = "x-webhook-secret";
 

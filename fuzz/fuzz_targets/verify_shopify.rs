@@ -6,12 +6,12 @@ use std::sync::{Arc, LazyLock};
 
 use arbitrary::Arbitrary;
 use ingress::config::Route;
-use ingress::verify::sign_shopify;
 use libfuzzer_sys::fuzz_target;
 use tidegate_fuzz::{
     FuzzHeader, Key, NO_VARS, SECRETS, assert_mismatch, assert_not_open, assert_signed_outcome,
     flipped, header_map, route, secrets_toml, set, without,
 };
+use verify::shopify;
 
 const HEADER: &str = "x-shopify-hmac-sha256";
 
@@ -44,7 +44,7 @@ fuzz_target!(|input: Input<'_>| {
     set(
         &mut signed,
         HEADER,
-        &sign_shopify(signing.key.secret().as_bytes(), input.body),
+        &shopify::signature(signing.key.secret().as_bytes(), input.body),
     );
 
     let result = verifier.verify(&signed, input.body, &NO_VARS);

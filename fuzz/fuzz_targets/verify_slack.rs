@@ -7,12 +7,12 @@ use std::sync::{Arc, LazyLock};
 
 use arbitrary::Arbitrary;
 use ingress::config::Route;
-use ingress::verify::sign_slack;
 use libfuzzer_sys::fuzz_target;
 use tidegate_fuzz::{
     Clock, FuzzHeader, Key, NO_VARS, SECRETS, Timestamp, assert_mismatch, assert_not_open,
     assert_signed_outcome, at, flipped, header_map, route, secrets_toml, set, without,
 };
+use verify::slack;
 
 const SIGNATURE: &str = "x-slack-signature";
 const TIMESTAMP: &str = "x-slack-request-timestamp";
@@ -51,7 +51,7 @@ fuzz_target!(|input: Input<'_>| {
         .tolerance()
         .expect("the scheme signs a timestamp");
     let clock = Clock::new(input.now, signing.timestamp, tolerance);
-    let signature = sign_slack(signing.key.secret().as_bytes(), clock.signed, input.body);
+    let signature = slack::signature(signing.key.secret().as_bytes(), clock.signed, input.body);
     let mut signed = without(headers, &HEADERS);
     set(&mut signed, SIGNATURE, &signature);
     set(&mut signed, TIMESTAMP, &clock.signed.to_string());

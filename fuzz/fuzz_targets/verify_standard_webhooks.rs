@@ -7,14 +7,13 @@
 use std::sync::{Arc, LazyLock};
 
 use arbitrary::Arbitrary;
-use base64::Engine as _;
 use ingress::config::Route;
-use ingress::verify::sign_standard_webhooks;
 use libfuzzer_sys::fuzz_target;
 use tidegate_fuzz::{
     Clock, FuzzHeader, Key, NO_VARS, SECRETS, Timestamp, assert_mismatch, assert_not_open,
     assert_signed_outcome, at, flipped, header_map, header_text, route, set, without,
 };
+use verify::standard_webhooks;
 
 const HEADERS: [&str; 6] = [
     "webhook-id",
@@ -30,8 +29,8 @@ static ROUTE: LazyLock<Arc<Route>> = LazyLock::new(|| {
     let secrets: Vec<String> = SECRETS
         .iter()
         .map(|key| {
-            let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-            format!("{{ value = \"whsec_{encoded}\" }}")
+            let encoded = standard_webhooks::encode_key(key.as_bytes());
+            format!("{{ value = \"{encoded}\" }}")
         })
         .collect();
     route(&format!(
@@ -82,7 +81,7 @@ fuzz_target!(|input: Input<'_>| {
         &HEADERS[..3]
     };
     let key = signing.key.secret().as_bytes();
-    let signature = sign_standard_webhooks(key, &id, clock.signed, input.body);
+    let signature = standard_webhooks::signature(key, &id, clock.signed, input.body);
     let others = header_text(signing.others);
     let mut signed = without(headers, &HEADERS);
     set(&mut signed, names[0], &id);

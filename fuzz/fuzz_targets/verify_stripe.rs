@@ -7,12 +7,12 @@ use std::sync::{Arc, LazyLock};
 
 use arbitrary::Arbitrary;
 use ingress::config::Route;
-use ingress::verify::sign_stripe;
 use libfuzzer_sys::fuzz_target;
 use tidegate_fuzz::{
     Clock, FuzzHeader, Key, NO_VARS, SECRETS, Timestamp, assert_mismatch, assert_not_open,
     assert_signed_outcome, at, flipped, header_map, route, secrets_toml, set, without,
 };
+use verify::stripe;
 
 const HEADER: &str = "stripe-signature";
 
@@ -51,7 +51,7 @@ fuzz_target!(|input: Input<'_>| {
         .tolerance()
         .expect("the scheme signs a timestamp");
     let clock = Clock::new(input.now, signing.timestamp, tolerance);
-    let mut value = sign_stripe(signing.key.secret().as_bytes(), clock.signed, input.body);
+    let mut value = stripe::signature(signing.key.secret().as_bytes(), clock.signed, input.body);
     for other in &signing.others {
         value.push_str(",v1=");
         value.push_str(&hex_text(other));

@@ -10,7 +10,8 @@ use arbitrary::Arbitrary;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ingress::config::{Config, Route};
 use ingress::subject::Vars;
-use ingress::verify::{Fault, Verified, VerifyError};
+use ingress::verify::Verified;
+use verify::{Fault, VerifyError};
 
 /// The two configured secrets of every fixed-secret route, as during a
 /// rotation. They differ in more than one byte, so flipping one byte of

@@ -5,6 +5,7 @@
 mod admission;
 mod lenient;
 mod raw;
+mod verifier;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -14,20 +15,18 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Toml};
-use http::{HeaderName, Method, StatusCode};
+use http::{HeaderName, Method};
 
 use crate::limit::Admission;
 use crate::nats::BrokerConfig;
-use crate::secret::Secret;
 use crate::serve::HttpConfig;
 use crate::subject::{Template, Var};
 use crate::telemetry::LogConfig;
-use crate::verify::{
-    DEFAULT_TOLERANCE, Scheme, Secrets, Verifier, decode_standard_webhooks_secret,
-};
+use crate::verify::Verifier;
 use broker::settings::{parse_duration, parse_size};
 pub use lenient::Lenient;
-use raw::{RawConfig, RawRoute, RawSecretSource, RawVerifier};
+use raw::{RawConfig, RawRoute};
+use verifier::{SecretPolicy, compile_verifier};
 
 /// Paths the ingress serves itself; routes may not use them.
 pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
@@ -181,7 +180,7 @@ impl Config {
     pub fn load(figment: &Figment, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let mut problems = Vec::new();
         let raw = parse_raw(figment, &mut problems)?;
-        let config = compile(raw, env, &mut problems);
+        let config = compile(raw, env, SecretPolicy::Require, &mut problems);
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -214,7 +213,12 @@ fn parse_raw(figment: &Figment, problems: &mut Vec<String>) -> Result<RawConfig,
 
 /// Collects problems as it goes and returns a config that is only used when
 /// none were found.
-fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<String>) -> Config {
+fn compile(
+    raw: RawConfig,
+    env: &HashMap<String, String>,
+    policy: SecretPolicy,
+    problems: &mut Vec<String>,
+) -> Config {
     let listen = ok(
         problems,
         "listen",
@@ -261,7 +265,9 @@ fn compile(raw: RawConfig, env: &HashMap<String, String>, problems: &mut Vec<Str
             problems.push(format!("{key}.path: another route has this path"));
         }
         let admission = admission::admission(&key, &route, default_limits, problems);
-        if let Some(mut route) = compile_route(&key, route, default_body_limit, env, problems) {
+        if let Some(mut route) =
+            compile_route(&key, route, default_body_limit, env, policy, problems)
+        {
             route.admission = admission;
             routes.push(Arc::new(route));
         }
@@ -289,6 +295,7 @@ fn compile_route(
     raw: RawRoute,
     default_body_limit: u64,
     env: &HashMap<String, String>,
+    policy: SecretPolicy,
     problems: &mut Vec<String>,
 ) -> Option<Route> {
     let before = problems.len();
@@ -425,9 +432,14 @@ fn compile_route(
             );
             None
         }
-        Some(verifier) => {
-            compile_verifier(&format!("{key}.verifier"), verifier, &params, env, problems)
-        }
+        Some(verifier) => compile_verifier(
+            &format!("{key}.verifier"),
+            verifier,
+            &params,
+            env,
+            policy,
+            problems,
+        ),
     };
     if let Some(verifier) = &verifier
         && let Some(header) = verifier.scheme.credential_header()
@@ -484,245 +496,6 @@ fn default_delivery_id(verifier_kind: Option<&str>) -> DeliveryIdSource {
         }
         _ => DeliveryIdSource::Uuid,
     }
-}
-
-const VERIFIER_KINDS: &str =
-    "none, github, standard_webhooks, stripe, slack, shopify, gitlab, shared_secret, bearer";
-
-fn compile_verifier(
-    key: &str,
-    raw: RawVerifier,
-    params: &[String],
-    env: &HashMap<String, String>,
-    problems: &mut Vec<String>,
-) -> Option<Verifier> {
-    let before = problems.len();
-    let tolerance = match raw.tolerance.as_deref().map(parse_duration) {
-        None => DEFAULT_TOLERANCE,
-        Some(Ok(tolerance)) if tolerance >= Duration::from_secs(1) => tolerance,
-        Some(Ok(_)) => {
-            problems.push(format!("{key}.tolerance: must be at least 1s"));
-            DEFAULT_TOLERANCE
-        }
-        Some(Err(why)) => {
-            problems.push(format!("{key}.tolerance: {why}"));
-            DEFAULT_TOLERANCE
-        }
-    };
-    let scheme = match raw.kind.as_str() {
-        "none" => Scheme::None,
-        "github" => Scheme::Github {
-            allow_sha1: raw.allow_sha1.unwrap_or(false),
-        },
-        "standard_webhooks" => Scheme::StandardWebhooks { tolerance },
-        "stripe" => Scheme::Stripe { tolerance },
-        "slack" => Scheme::Slack { tolerance },
-        "shopify" => Scheme::Shopify,
-        "gitlab" => Scheme::Gitlab,
-        "bearer" => Scheme::Bearer,
-        "shared_secret" => {
-            let header = raw.header.as_deref().unwrap_or("x-webhook-secret");
-            match HeaderName::try_from(header) {
-                Ok(header) => Scheme::SharedSecret { header },
-                Err(_) => {
-                    problems.push(format!("{key}.header: `{header}` is not a header name"));
-                    Scheme::None
-                }
-            }
-        }
-        other => {
-            problems.push(format!(
-                "{key}.kind: `{other}` is not one of {VERIFIER_KINDS}"
-            ));
-            Scheme::None
-        }
-    };
-    if raw.tolerance.is_some() && scheme.tolerance().is_none() {
-        problems.push(format!(
-            "{key}.tolerance: kind {} signs no timestamp",
-            raw.kind
-        ));
-    }
-    if raw.allow_sha1.is_some() && !matches!(scheme, Scheme::Github { .. }) {
-        problems.push(format!(
-            "{key}.allow_sha1: only kind github has a SHA-1 header"
-        ));
-    }
-    // Standard Webhooks keys are written as `whsec_<base64>`; the verifier
-    // wants the decoded bytes. `name` says where a secret came from.
-    let is_standard_webhooks = matches!(scheme, Scheme::StandardWebhooks { .. });
-    let decode = |name: &str, secret: Secret, problems: &mut Vec<String>| {
-        if !is_standard_webhooks {
-            return Some(secret);
-        }
-        let key = decode_standard_webhooks_secret(&secret);
-        if key.is_none() {
-            problems.push(format!(
-                "{name}: is not a Standard Webhooks secret (whsec_ and base64)"
-            ));
-        }
-        key
-    };
-    let open_when_unset = match raw.if_unset.as_deref() {
-        None | Some("reject") => false,
-        Some("open") => true,
-        Some(other) => {
-            problems.push(format!("{key}.if_unset: `{other}` is not reject or open"));
-            false
-        }
-    };
-    let invalid_status = match raw.invalid_status {
-        None | Some(403) => StatusCode::FORBIDDEN,
-        Some(401) => StatusCode::UNAUTHORIZED,
-        Some(other) => {
-            problems.push(format!("{key}.invalid_status: {other} is not 401 or 403"));
-            StatusCode::FORBIDDEN
-        }
-    };
-    let secrets = match (&raw.secret_env, raw.secrets.is_empty()) {
-        (Some(_), false) => {
-            problems.push(format!("{key}: set secrets or secret_env, not both"));
-            Secrets::Fixed(Vec::new())
-        }
-        (Some(template), true) => match Template::parse(template) {
-            Ok(env_name) => {
-                for var in env_name.vars() {
-                    if let Var::Param(name) = var
-                        && !params.contains(name)
-                    {
-                        problems.push(format!(
-                            "{key}.secret_env: uses {var}, which the path does not have"
-                        ));
-                    }
-                }
-                let known = env_secrets_for(template, env);
-                for name in ambiguous_names(template, known.keys()) {
-                    problems.push(format!(
-                        "{key}.secret_env: environment variable {name} has more `_` than `{template}` has separators, so two different requests could name it; use values without `_`"
-                    ));
-                }
-                let known = known
-                    .into_iter()
-                    .filter_map(|(name, secret)| {
-                        let key = decode(&format!("{key}.secret_env ({name})"), secret, problems)?;
-                        Some((name, key))
-                    })
-                    .collect();
-                Secrets::PerRequest { env_name, known }
-            }
-            Err(why) => {
-                problems.push(format!("{key}.secret_env: {why}"));
-                Secrets::Fixed(Vec::new())
-            }
-        },
-        (None, _) => Secrets::Fixed(
-            raw.secrets
-                .iter()
-                .enumerate()
-                .filter_map(|(index, source)| {
-                    let name = format!("{key}.secrets[{index}]");
-                    let secret = resolve_secret(&name, source, env, problems)?;
-                    decode(&name, secret, problems)
-                })
-                .collect(),
-        ),
-    };
-    if scheme == Scheme::None && !matches!(&secrets, Secrets::Fixed(list) if list.is_empty()) {
-        problems.push(format!("{key}: kind none takes no secrets"));
-    }
-    if scheme != Scheme::None
-        && !open_when_unset
-        && matches!(&secrets, Secrets::Fixed(list) if list.is_empty())
-        && problems.len() == before
-    {
-        problems.push(format!(
-            "{key}.secrets: no secret is set; configure one, or write if_unset = \"open\" to accept unsigned requests"
-        ));
-    }
-    (problems.len() == before).then_some(Verifier {
-        scheme,
-        secrets,
-        open_when_unset,
-        invalid_status,
-    })
-}
-
-/// Secrets named by an environment variable, a file, or (tests) a value.
-/// An unset or empty variable resolves to nothing without a problem: the
-/// verifier decides whether that is allowed.
-fn resolve_secret(
-    key: &str,
-    source: &RawSecretSource,
-    env: &HashMap<String, String>,
-    problems: &mut Vec<String>,
-) -> Option<Secret> {
-    match (&source.env, &source.file, &source.value) {
-        (Some(name), None, None) => env.get(name).and_then(|value| Secret::new(value.as_str())),
-        (None, Some(file), None) => match std::fs::read(file) {
-            Ok(mut bytes) => {
-                // Secret files usually end with a newline that is not part
-                // of the secret.
-                while bytes.last().is_some_and(|byte| byte.is_ascii_whitespace()) {
-                    bytes.pop();
-                }
-                let secret = Secret::new(bytes);
-                if secret.is_none() {
-                    problems.push(format!("{key}.file: `{file}` is empty"));
-                }
-                secret
-            }
-            Err(error) => {
-                problems.push(format!("{key}.file: cannot read `{file}`: {error}"));
-                None
-            }
-        },
-        (None, None, Some(value)) => {
-            let secret = Secret::new(value.as_str());
-            if secret.is_none() {
-                problems.push(format!("{key}.value: is empty"));
-            }
-            secret
-        }
-        _ => {
-            problems.push(format!("{key}: set exactly one of env, file or value"));
-            None
-        }
-    }
-}
-
-/// Every environment variable a `secret_env` template could name, read
-/// once: the variables starting with the template's literal prefix.
-fn env_secrets_for(text: &str, env: &HashMap<String, String>) -> HashMap<String, Secret> {
-    let prefix = text.split('{').next().unwrap_or_default();
-    env.iter()
-        .filter(|(name, _)| name.starts_with(prefix))
-        .filter_map(|(name, value)| Some((name.clone(), Secret::new(value.as_str())?)))
-        .collect()
-}
-
-/// Variable names a `secret_env` template could produce from more than one
-/// set of values. `WEBHOOK_SECRET_{agentId}_{query.source}` names
-/// `WEBHOOK_SECRET_a_b_c` for agent `a_b` and source `c`, and for agent `a`
-/// and source `b_c`: whoever holds one secret could publish as the other.
-/// A name with no more `_` after the prefix than the template has there is
-/// unambiguous; a request whose values contain `_` then names no variable.
-fn ambiguous_names<'a>(template: &str, names: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
-    let prefix = template.split('{').next().unwrap_or_default();
-    let mut separators = 0;
-    let mut inside = false;
-    for character in template[prefix.len()..].chars() {
-        match character {
-            '{' => inside = true,
-            '}' => inside = false,
-            '_' if !inside => separators += 1,
-            _ => {}
-        }
-    }
-    let mut ambiguous: Vec<&String> = names
-        .filter(|name| name[prefix.len()..].matches('_').count() > separators)
-        .collect();
-    ambiguous.sort();
-    ambiguous
 }
 
 /// `{name}` segments of an axum path; rejects malformed paths.

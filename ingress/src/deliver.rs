@@ -124,7 +124,7 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
             .increment(1);
             IngressError::from_verify(error, route.verifier.invalid_status)
         })?;
-    if verified == Verified::Open && route.verifier.scheme != crate::verify::Scheme::None {
+    if verified == Verified::Open && route.verifier.scheme != ::verify::Scheme::None {
         debug!(route = %route.name, "no secret configured; accepted unsigned");
     }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
-use crate::verify::VerifyError;
+use ::verify::VerifyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {

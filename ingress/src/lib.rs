@@ -13,7 +13,6 @@ pub mod nats;
 pub mod normalize;
 pub mod publish;
 pub mod readiness;
-pub mod secret;
 pub mod serve;
 pub mod subject;
 pub mod sync;
@@ -22,6 +21,7 @@ pub mod verify;
 
 use std::sync::Arc;
 
+use ::verify::Scheme;
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::{MethodFilter, MethodRouter, get};
@@ -35,7 +35,7 @@ use crate::config::{Config, Route};
 use crate::error::IngressError;
 use crate::nats::Broker;
 use crate::serve::HttpConfig;
-use crate::verify::{Scheme, Secrets};
+use crate::verify::Secrets;
 
 /// What every request handler shares. Holds no per-delivery state.
 #[derive(Debug)]

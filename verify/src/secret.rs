@@ -1,12 +1,14 @@
-//! Secret values: redacted in `Debug`, never serialized, compared in constant
-//! time by the verifiers.
+//! Secret values: redacted in `Debug`, never displayed or serialized, and
+//! compared in constant time.
 
 use std::fmt;
 
+use crate::tag::equal;
+
 /// A secret's bytes. `Debug` prints `Secret(***)`; there is no `Display` and
 /// no `Serialize`, so a secret cannot reach a log line or a response by
-/// accident.
-#[derive(Clone, PartialEq, Eq)]
+/// accident. Equality is constant-time.
+#[derive(Clone)]
 pub struct Secret(Box<[u8]>);
 
 impl Secret {
@@ -16,10 +18,19 @@ impl Secret {
         (!bytes.is_empty()).then(|| Secret(bytes.into_boxed_slice()))
     }
 
+    /// The secret's bytes, for signing or for a credential header.
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        equal(&self.0, &other.0)
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,5 +47,7 @@ mod tests {
         let secret = Secret::new("hunter2").expect("non-empty");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
         assert!(Secret::new("").is_none());
+        assert_eq!(Secret::new("hunter2"), Some(secret));
+        assert_ne!(Secret::new("hunter2"), Secret::new("hunter3"));
     }
 }

@@ -3,13 +3,14 @@
 //! Everything else is validated exactly as `Config::load` does.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
+use ::verify::Scheme;
 use figment::Figment;
 
 use super::raw::{RawConfig, RawSecretSource};
+use super::verifier::SecretPolicy;
 use super::{Config, ConfigError, compile, parse_raw};
-use crate::verify::Secrets;
+use crate::verify::{Secrets, Verifier};
 
 /// A configuration in which some routes may lack their secret.
 #[derive(Debug)]
@@ -33,74 +34,51 @@ impl Config {
         env: &HashMap<String, String>,
     ) -> Result<Lenient, ConfigError> {
         let mut problems = Vec::new();
-        let mut raw = parse_raw(figment, &mut problems)?;
-        let unset = stand_in_for_unset(&mut raw, env);
-        let mut config = compile(raw, env, &mut problems);
+        let raw = parse_raw(figment, &mut problems)?;
+        let mut sources = secret_sources(&raw);
+        let config = compile(raw, env, SecretPolicy::Lenient, &mut problems);
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
-        for route in &mut config.routes {
-            if unset.contains_key(&route.name) {
-                let route = Arc::get_mut(route).expect("routes are not shared before load returns");
-                route.verifier.secrets = Secrets::Fixed(Vec::new());
-            }
-        }
+        let unset = config
+            .routes
+            .iter()
+            .filter(|route| lacks_its_secret(&route.verifier))
+            .map(|route| {
+                let looked_in = sources.remove(&route.name).unwrap_or_default();
+                (route.name.clone(), looked_in)
+            })
+            .collect();
         Ok(Lenient { config, unset })
     }
 }
 
-/// A stand-in that compiles for every scheme (a Standard Webhooks key is
-/// base64 after `whsec_`); removed again once the route is compiled.
-const STAND_IN: &str = "whsec_c3RhbmQtaW4=";
-
-/// Drops unavailable secret sources; a route left with none (and not open
-/// when unset) gets a stand-in and is returned with what it lacks.
-fn stand_in_for_unset(
-    raw: &mut RawConfig,
-    env: &HashMap<String, String>,
-) -> BTreeMap<String, Vec<String>> {
-    let mut unset = BTreeMap::new();
-    for route in &mut raw.routes {
-        let Some(verifier) = route.verifier.as_mut() else {
-            continue;
-        };
-        if verifier.kind == "none" || verifier.secret_env.is_some() {
-            continue;
-        }
-        let (available, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut verifier.secrets)
-            .into_iter()
-            .partition(|source| is_available(source, env));
-        verifier.secrets = available;
-        if verifier.secrets.is_empty()
-            && !missing.is_empty()
-            && verifier.if_unset.as_deref() != Some("open")
-        {
-            unset.insert(route.name.clone(), missing.iter().map(describe).collect());
-            verifier.secrets.push(RawSecretSource {
-                env: None,
-                file: None,
-                value: Some(STAND_IN.to_owned()),
-            });
-        }
-    }
-    unset
+/// Whether a verifier needs a secret and has none: only a lenient load
+/// compiles one.
+fn lacks_its_secret(verifier: &Verifier) -> bool {
+    verifier.scheme != Scheme::None
+        && !verifier.open_when_unset
+        && matches!(&verifier.secrets, Secrets::Fixed(secrets) if secrets.is_empty())
 }
 
-/// Whether `source` resolves to a secret. Malformed sources count as
-/// available, so that the load reports them.
-fn is_available(source: &RawSecretSource, env: &HashMap<String, String>) -> bool {
-    match (&source.env, &source.file, &source.value) {
-        (Some(name), None, None) => env.get(name).is_some_and(|value| !value.is_empty()),
-        (None, Some(file), None) => std::fs::read(file)
-            .is_ok_and(|bytes| bytes.iter().any(|byte| !byte.is_ascii_whitespace())),
-        _ => true,
-    }
+/// Where each route's fixed secrets are looked for, by route name.
+fn secret_sources(raw: &RawConfig) -> HashMap<String, Vec<String>> {
+    raw.routes
+        .iter()
+        .filter_map(|route| {
+            let verifier = route.verifier.as_ref()?;
+            Some((
+                route.name.clone(),
+                verifier.secrets.iter().map(describe).collect(),
+            ))
+        })
+        .collect()
 }
 
 fn describe(source: &RawSecretSource) -> String {
     match (&source.env, &source.file) {
         (Some(name), _) => format!("env {name}"),
-        (None, Some(file)) => format!("file {file}"),
+        (None, Some(file)) => format!("file {}", file.display()),
         (None, None) => "value".to_owned(),
     }
 }
@@ -150,7 +128,8 @@ mod tests {
                 ("plugin", &["env TIDEGATE_API_TOKEN".to_owned()][..]),
             ]
         );
-        // The stand-in never survives: these verifiers hold nothing.
+        // Nothing stands in for the missing secrets: these verifiers hold
+        // none.
         assert_eq!(secret_count(&loaded.config, "github"), 0);
         assert_eq!(secret_count(&loaded.config, "plugin"), 0);
     }
@@ -215,6 +194,24 @@ secrets = [{ env = "UNSET" }]
                 .problems
                 .iter()
                 .all(|problem| problem.contains(".methods:")),
+            "{:?}",
+            error.problems
+        );
+    }
+
+    #[test]
+    fn a_route_that_names_no_secret_still_fails() {
+        let text = r#"
+[[routes]]
+name = "nameless"
+path = "/nameless"
+subject = "nameless"
+[routes.verifier]
+kind = "github"
+"#;
+        let error = lenient(text, &[]).expect_err("no secret source");
+        assert!(
+            error.problems[0].contains("(nameless).verifier.secrets: no secret is set"),
             "{:?}",
             error.problems
         );

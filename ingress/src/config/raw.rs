@@ -111,14 +111,6 @@ pub(super) struct RawVerifier {
     pub(super) allow_sha1: Option<bool>,
 }
 
-/// Where a secret comes from. Exactly one key is set.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawSecretSource {
-    #[serde(default)]
-    pub(super) env: Option<String>,
-    #[serde(default)]
-    pub(super) file: Option<String>,
-    #[serde(default)]
-    pub(super) value: Option<String>,
-}
+/// Where a secret comes from (env, file or value), read the same way by
+/// every binary.
+pub(super) use broker::settings::SecretSource as RawSecretSource;

@@ -5,15 +5,12 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use schemas::streams::{DEAD_LETTER_STREAM, RESULTS_STREAM};
 use schemas::{DeadLetter, JobStatus};
-use sha2::Sha256;
 
 use crate::process::WorkerProcess;
 use crate::receiver::{Receiver, Script};
-use crate::{NatsServer, TestIngress, eventually};
+use crate::{NatsServer, TestIngress, eventually, sign};
 
 /// Standard Webhooks secret the forwarder signs with.
 const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -104,15 +101,11 @@ fn signature_is_valid(received: &crate::receiver::Received) -> bool {
             .unwrap_or_default()
             .to_owned()
     };
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(SIGNING_SECRET.trim_start_matches("whsec_"))
-        .expect("base64 secret");
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key");
-    mac.update(format!("{}.{}.", header("webhook-id"), header("webhook-timestamp")).as_bytes());
-    mac.update(&received.body);
-    let expected = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    let expected = sign::standard_webhooks(
+        SIGNING_SECRET,
+        &header("webhook-id"),
+        &header("webhook-timestamp"),
+        &received.body,
     );
     header("webhook-signature") == expected
 }

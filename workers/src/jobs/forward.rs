@@ -5,13 +5,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
+use verify::{Secret, standard_webhooks};
 
-use super::secret::SecretSource;
 use crate::{Delivery, Job, Outcome, Report};
+use broker::settings::SecretSource;
 
 /// `[forward]` in the worker's configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -50,7 +48,8 @@ struct Target {
     pattern: Vec<String>,
     url: reqwest::Url,
     mode: Mode,
-    key: Option<Vec<u8>>,
+    /// The decoded Standard Webhooks key; unsigned without one.
+    key: Option<Secret>,
 }
 
 pub struct Forward {
@@ -81,6 +80,7 @@ impl Forward {
             !config.targets.is_empty(),
             "forward.targets: configure at least one target"
         );
+        let environment: std::collections::HashMap<String, String> = std::env::vars().collect();
         let mut targets = Vec::new();
         for (index, target) in config.targets.into_iter().enumerate() {
             let key = format!("forward.targets[{index}]");
@@ -95,16 +95,12 @@ impl Forward {
                 None => None,
                 Some(source) => {
                     let secret = source
-                        .resolve()
+                        .require(&environment)
                         .map_err(|error| anyhow::anyhow!("{key}.secret: {error}"))?;
-                    let encoded = secret.strip_prefix("whsec_").unwrap_or(&secret);
-                    Some(
-                        base64::engine::general_purpose::STANDARD
-                            .decode(encoded)
-                            .map_err(|_| {
-                                anyhow::anyhow!("{key}.secret: not a whsec_<base64> secret")
-                            })?,
-                    )
+                    let decoded = standard_webhooks::decode_key(&secret);
+                    Some(decoded.ok_or_else(|| {
+                        anyhow::anyhow!("{key}.secret: not a whsec_<base64> secret")
+                    })?)
                 }
             };
             targets.push(Target {
@@ -158,10 +154,11 @@ impl Job for Forward {
             .map(|elapsed| elapsed.as_secs())
             .unwrap_or_default();
         request = request
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string());
+            .header(standard_webhooks::ID, id)
+            .header(standard_webhooks::TIMESTAMP, timestamp.to_string());
         if let Some(key) = &target.key {
-            request = request.header("webhook-signature", sign(key, id, timestamp, &body));
+            let signature = standard_webhooks::signature(key.expose(), id, timestamp, &body);
+            request = request.header(standard_webhooks::SIGNATURE, signature);
         }
         let response = match request.body(body).send().await {
             Ok(response) => response,
@@ -173,20 +170,6 @@ impl Job for Forward {
             &target.url,
         )
     }
-}
-
-/// The Standard Webhooks signature header value.
-pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
 }
 
 fn classify(status: http::StatusCode, after: Option<Duration>, url: &reqwest::Url) -> Outcome {
@@ -310,20 +293,5 @@ mod tests {
         assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120));
         headers.insert(http::header::RETRY_AFTER, "soon".parse().expect("valid"));
         assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn signature_matches_the_standard_webhooks_example() {
-        // The example from the Standard Webhooks specification.
-        let key = base64::engine::general_purpose::STANDARD
-            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-            .expect("base64");
-        let signature = sign(
-            &key,
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        );
-        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 }

@@ -2,4 +2,3 @@
 
 pub mod forward;
 pub mod github_sync;
-pub mod secret;

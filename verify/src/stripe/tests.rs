@@ -2,7 +2,7 @@
 //! rotation and malformed headers.
 
 use super::*;
-use crate::verify::test_support::{at, headers, secrets};
+use crate::test_support::{at, headers, secrets};
 
 const SECRET: &str = "whsec_test_secret";
 const NOW: u64 = 1_492_774_577;
@@ -33,7 +33,7 @@ fn round_trip_and_header_shapes() {
     let good = v1(SECRET, NOW, BODY);
     let other = v1("another", NOW, BODY);
     let ok = |value: &str| check(Some(value), BODY, NOW, Ok(()));
-    ok(&sign(SECRET.as_bytes(), NOW, BODY));
+    ok(&signature(SECRET.as_bytes(), NOW, BODY));
     ok(&format!("t={NOW},v1={good}"));
     ok(&format!("t={NOW},v1={other},v1={good}"));
     ok(&format!("v1={good},t={NOW}"));
@@ -83,7 +83,7 @@ fn refusals() {
 
 #[test]
 fn the_timestamp_must_be_recent() {
-    let header = sign(SECRET.as_bytes(), NOW, BODY);
+    let header = signature(SECRET.as_bytes(), NOW, BODY);
     check(Some(&header), BODY, NOW + 300, Ok(()));
     check(Some(&header), BODY, NOW - 300, Ok(()));
     check(
@@ -110,7 +110,7 @@ fn the_timestamp_must_be_recent() {
 #[test]
 fn any_rotated_secret_matches() {
     let keys = secrets(&["whsec_old", "whsec_new"]);
-    let header = headers(&[("stripe-signature", &sign(b"whsec_new", NOW, BODY))]);
+    let header = headers(&[("stripe-signature", &signature(b"whsec_new", NOW, BODY))]);
     assert_eq!(verify(&keys, &header, BODY, at(NOW), FIVE_MINUTES), Ok(()));
     assert_eq!(
         verify(&keys[..1], &header, BODY, at(NOW), FIVE_MINUTES),

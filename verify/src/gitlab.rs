@@ -3,21 +3,24 @@
 
 use http::{HeaderMap, HeaderName};
 
-use super::VerifyError;
-use crate::secret::Secret;
+use crate::{Secret, SignError, VerifyError, shared_secret};
 
-/// A `static` rather than a `const`, so that `Scheme::credential_header`
-/// can lend it out.
-pub(super) static HEADER: HeaderName = HeaderName::from_static("x-gitlab-token");
+/// The token header. A `static` rather than a `const`, so that
+/// `Scheme::credential_header` can lend it out.
+pub static HEADER: HeaderName = HeaderName::from_static("x-gitlab-token");
 
-pub(super) fn verify(secrets: &[Secret], headers: &HeaderMap) -> Result<(), VerifyError> {
-    super::shared_secret::verify(secrets, headers, &HEADER)
+pub(crate) fn verify(secrets: &[Secret], headers: &HeaderMap) -> Result<(), VerifyError> {
+    shared_secret::verify(secrets, headers, &HEADER)
+}
+
+pub(crate) fn sign(secret: &[u8], headers: &mut HeaderMap) -> Result<(), SignError> {
+    shared_secret::sign(secret, &HEADER, headers)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::test_support::{headers, secrets};
+    use crate::test_support::{headers, secrets};
 
     #[test]
     fn the_token_must_equal_a_secret() {

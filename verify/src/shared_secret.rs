@@ -3,10 +3,11 @@
 
 use http::{HeaderMap, HeaderName};
 
-use super::{VerifyError, equal};
-use crate::secret::Secret;
+use crate::scheme::insert;
+use crate::tag::equal;
+use crate::{Secret, SignError, VerifyError};
 
-pub(super) fn verify(
+pub(crate) fn verify(
     secrets: &[Secret],
     headers: &HeaderMap,
     header: &HeaderName,
@@ -22,6 +23,15 @@ pub(super) fn verify(
     } else {
         Err(VerifyError::invalid(header.clone()))
     }
+}
+
+/// The secret itself in `header`, marked sensitive.
+pub(crate) fn sign(
+    secret: &[u8],
+    header: &HeaderName,
+    headers: &mut HeaderMap,
+) -> Result<(), SignError> {
+    insert(headers, header, secret, true)
 }
 
 #[cfg(test)]
@@ -52,5 +62,15 @@ mod tests {
                 header: header.clone()
             })
         );
+    }
+
+    #[test]
+    fn a_secret_a_header_cannot_carry_is_an_error_without_it() {
+        let header = HeaderName::from_static("x-webhook-secret");
+        let mut headers = HeaderMap::new();
+        let error = sign(b"line\nbreak", &header, &mut headers).expect_err("not header text");
+        assert_eq!(error, SignError::NotHeaderText { header });
+        assert!(!error.to_string().contains("line"));
+        assert!(headers.is_empty());
     }
 }

@@ -2,7 +2,7 @@
 //! fallbacks, several signatures, the time window and malformed headers.
 
 use super::*;
-use crate::verify::test_support::{at, headers, secrets};
+use crate::test_support::{at, headers, secrets};
 
 /// The example published with the Standard Webhooks specification and used
 /// by the Svix libraries' tests.
@@ -17,7 +17,7 @@ const FIVE_MINUTES: Duration = Duration::from_secs(300);
 fn keys(values: &[&str]) -> Vec<Secret> {
     secrets(values)
         .iter()
-        .map(|secret| decode_secret(secret).expect("valid secret"))
+        .map(|secret| decode_key(secret).expect("valid secret"))
         .collect()
 }
 
@@ -44,9 +44,9 @@ fn check(headers: &HeaderMap, body: &[u8], now: u64, expected: Result<(), Verify
 
 #[test]
 fn documented_vector() {
-    let key = decode_secret(&secrets(&[DOC_SECRET])[0]).expect("valid secret");
+    let key = decode_key(&secrets(&[DOC_SECRET])[0]).expect("valid secret");
     assert_eq!(
-        sign(key.expose(), DOC_ID, DOC_TIMESTAMP, DOC_BODY),
+        signature(key.expose(), DOC_ID, DOC_TIMESTAMP, DOC_BODY),
         DOC_SIGNATURE
     );
     let timestamp = DOC_TIMESTAMP.to_string();
@@ -178,11 +178,11 @@ fn any_rotated_secret_matches() {
     let new = "whsec_bmV3LXNlY3JldC1rZXk=";
     let keys = keys(&[old, new]);
     let now = 1_700_000_000;
-    let signature = sign(keys[1].expose(), "msg_1", now, b"{}");
+    let signed = signature(keys[1].expose(), "msg_1", now, b"{}");
     let headers = headers(&[
         ("webhook-id", "msg_1"),
         ("webhook-timestamp", &now.to_string()),
-        ("webhook-signature", &signature),
+        ("webhook-signature", &signed),
     ]);
     assert_eq!(
         verify(&keys, &headers, b"{}", at(now), FIVE_MINUTES),
@@ -196,10 +196,13 @@ fn any_rotated_secret_matches() {
 
 #[test]
 fn secrets_decode_with_or_without_the_prefix() {
-    let decode = |text: &str| decode_secret(&secrets(&[text])[0]).map(|key| key.expose().to_vec());
+    let decode = |text: &str| decode_key(&secrets(&[text])[0]).map(|key| key.expose().to_vec());
     let bare = DOC_SECRET.trim_start_matches("whsec_");
     assert_eq!(decode(DOC_SECRET), decode(bare));
     assert_eq!(decode(DOC_SECRET).map(|key| key.len()), Some(24));
     assert_eq!(decode("whsec_not base64!"), None);
     assert_eq!(decode("whsec_"), None);
+    // Encoding is the inverse, prefix included.
+    let key = decode(DOC_SECRET).expect("valid secret");
+    assert_eq!(encode_key(&key), DOC_SECRET);
 }

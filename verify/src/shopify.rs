@@ -1,15 +1,16 @@
 //! Shopify's `X-Shopify-Hmac-Sha256`: the standard base64 of the HMAC-SHA256
 //! of the raw body, keyed with the app's client secret.
 
-use base64::Engine as _;
 use http::{HeaderMap, HeaderName};
 
-use super::{VerifyError, any_tag_matches, base64_tag, hmac_sha256};
-use crate::secret::Secret;
+use crate::scheme::insert_text;
+use crate::tag::{any_tag_matches, base64, base64_tag, hmac_sha256};
+use crate::{Message, Secret, VerifyError};
 
-const HEADER: HeaderName = HeaderName::from_static("x-shopify-hmac-sha256");
+/// The signature header.
+pub const HEADER: HeaderName = HeaderName::from_static("x-shopify-hmac-sha256");
 
-pub(super) fn verify(
+pub(crate) fn verify(
     secrets: &[Secret],
     headers: &HeaderMap,
     body: &[u8],
@@ -24,14 +25,18 @@ pub(super) fn verify(
 }
 
 /// The `X-Shopify-Hmac-Sha256` value Shopify would send.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(hmac_sha256(secret, &[body]))
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    base64(&hmac_sha256(secret, &[body]))
+}
+
+pub(crate) fn sign(secret: &[u8], message: &Message<'_>, headers: &mut HeaderMap) {
+    insert_text(headers, &HEADER, &signature(secret, message.body));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::test_support::{headers, secrets};
+    use crate::test_support::{headers, secrets};
 
     const BODY: &[u8] = br#"{"id":820982911946154508,"email":"jon@example.com"}"#;
 
@@ -50,21 +55,21 @@ mod tests {
         // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog")
         // = f7bc83f4...2d1a3cd8, in base64.
         assert_eq!(
-            sign(b"key", b"The quick brown fox jumps over the lazy dog"),
+            signature(b"key", b"The quick brown fox jumps over the lazy dog"),
             "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg="
         );
         // Either of two rotated secrets.
-        check(Some(&sign(b"old-client-secret", BODY)), BODY, Ok(()));
-        check(Some(&sign(b"new-client-secret", BODY)), BODY, Ok(()));
+        check(Some(&signature(b"old-client-secret", BODY)), BODY, Ok(()));
+        check(Some(&signature(b"new-client-secret", BODY)), BODY, Ok(()));
     }
 
     #[test]
     fn refusals() {
-        let good = sign(b"new-client-secret", BODY);
+        let good = signature(b"new-client-secret", BODY);
         let invalid = || Err(VerifyError::invalid(HEADER));
         check(None, BODY, Err(VerifyError::Missing { header: HEADER }));
         check(Some(&good), br#"{"id":1}"#, invalid());
-        check(Some(&sign(b"stranger", BODY)), BODY, invalid());
+        check(Some(&signature(b"stranger", BODY)), BODY, invalid());
         check(Some(""), BODY, invalid());
         check(Some(&good[..20]), BODY, invalid());
         check(Some(good.trim_end_matches('=')), BODY, invalid());

@@ -2,7 +2,7 @@
 //! opt-in legacy SHA-1 header.
 
 use super::*;
-use crate::verify::test_support::{headers, secrets};
+use crate::test_support::{headers, secrets};
 
 /// The example from GitHub's "Validating webhook deliveries" page.
 const DOC_SECRET: &str = "It's a Secret to Everybody";
@@ -19,7 +19,7 @@ fn sha256(value: Option<&str>) -> HeaderMap {
 
 #[test]
 fn documented_vector_verifies() {
-    assert_eq!(sign(DOC_SECRET.as_bytes(), DOC_BODY), DOC_SIGNATURE);
+    assert_eq!(signature(DOC_SECRET.as_bytes(), DOC_BODY), DOC_SIGNATURE);
     let result = verify(
         &secrets(&[DOC_SECRET]),
         &sha256(Some(DOC_SIGNATURE)),
@@ -65,13 +65,10 @@ fn refusals() {
 fn any_rotated_secret_matches() {
     let keys = secrets(&["old-secret", "new-secret"]);
     for secret in ["old-secret", "new-secret"] {
-        let signature = sign(secret.as_bytes(), b"{}");
-        assert_eq!(
-            verify(&keys, &sha256(Some(&signature)), b"{}", false),
-            Ok(())
-        );
+        let signed = signature(secret.as_bytes(), b"{}");
+        assert_eq!(verify(&keys, &sha256(Some(&signed)), b"{}", false), Ok(()));
     }
-    let stranger = sign(b"another", b"{}");
+    let stranger = signature(b"another", b"{}");
     assert!(verify(&keys, &sha256(Some(&stranger)), b"{}", false).is_err());
 }
 
@@ -82,7 +79,7 @@ const RFC_SHA1: &str = "sha1=effcdf6ae5eb2fa2d27416d5f184df9c259a7c79";
 
 #[test]
 fn sha1_matches_the_rfc_vector() {
-    assert_eq!(sign_sha1(RFC_KEY.as_bytes(), RFC_DATA), RFC_SHA1);
+    assert_eq!(sha1_signature(RFC_KEY.as_bytes(), RFC_DATA), RFC_SHA1);
 }
 
 #[test]
@@ -91,7 +88,7 @@ fn sha1_only_when_the_route_opts_in() {
     let missing = Err(VerifyError::Missing { header: HEADER });
     let sha1_invalid = Err(VerifyError::invalid(SHA1_HEADER));
     let sha256_invalid = Err(VerifyError::invalid(HEADER));
-    let good_sha256 = sign(RFC_KEY.as_bytes(), RFC_DATA);
+    let good_sha256 = signature(RFC_KEY.as_bytes(), RFC_DATA);
     let check = |pairs: &[(&str, &str)],
                  body: &[u8],
                  allow_sha1: bool,

@@ -1,12 +1,33 @@
 //! From configuration to a verified request: each kind compiles with its
-//! settings, bad settings are reported by key, and the compiled verifier
+//! settings, bad settings are reported by key, secrets are resolved once
+//! (per-request ones from the environment), and the compiled verifier
 //! accepts what the provider sends.
 
-use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::test_support::{at, headers};
+use ::verify::{DEFAULT_TOLERANCE, VerifyError, github, shopify, slack, standard_webhooks, stripe};
+use http::HeaderMap;
+
 use super::*;
 use crate::config::Config;
+use crate::subject::Vars;
+use crate::verify::Verified;
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            (
+                HeaderName::try_from(*name).expect("valid header name"),
+                value.parse().expect("valid header value"),
+            )
+        })
+        .collect()
+}
+
+fn at(unix_seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(unix_seconds)
+}
 
 fn route(verifier: &str) -> String {
     format!(
@@ -159,9 +180,9 @@ fn compiled_verifiers_accept_what_providers_send() {
         );
     };
 
-    let key = decode_standard_webhooks_secret(&Secret::new(WHSEC).expect("non-empty"))
+    let key = standard_webhooks::decode_key(&Secret::new(WHSEC).expect("non-empty"))
         .expect("valid secret");
-    let signature = sign_standard_webhooks(key.expose(), "msg_1", now, body);
+    let signature = standard_webhooks::signature(key.expose(), "msg_1", now, body);
     check(
         &format!("kind = \"standard_webhooks\"\nsecrets = [{{ value = \"{WHSEC}\" }}]"),
         &[
@@ -172,33 +193,33 @@ fn compiled_verifiers_accept_what_providers_send() {
     );
     check(
         &two("stripe"),
-        &[("stripe-signature", &sign_stripe(b"new", now, body))],
+        &[("stripe-signature", &stripe::signature(b"new", now, body))],
     );
     check(
         &two("slack"),
         &[
-            ("x-slack-signature", &sign_slack(b"new", now, body)),
+            ("x-slack-signature", &slack::signature(b"new", now, body)),
             ("x-slack-request-timestamp", &now.to_string()),
         ],
     );
     check(
         &two("shopify"),
-        &[("x-shopify-hmac-sha256", &sign_shopify(b"new", body))],
+        &[("x-shopify-hmac-sha256", &shopify::signature(b"new", body))],
     );
     check(&two("gitlab"), &[("x-gitlab-token", "new")]);
     check(
         &two("github"),
-        &[("x-hub-signature-256", &sign_github(b"new", body))],
+        &[("x-hub-signature-256", &github::signature(b"new", body))],
     );
     check(
         &format!("{}\nallow_sha1 = true", two("github")),
-        &[("x-hub-signature", &sign_github_sha1(b"new", body))],
+        &[("x-hub-signature", &github::sha1_signature(b"new", body))],
     );
     // Without the opt-in, a SHA-1 signature is a missing SHA-256 one.
     assert_eq!(
         verify_with(
             &two("github"),
-            &[("x-hub-signature", &sign_github_sha1(b"new", body))],
+            &[("x-hub-signature", &github::sha1_signature(b"new", body))],
             body,
             now
         ),
@@ -212,7 +233,7 @@ fn compiled_verifiers_accept_what_providers_send() {
 fn the_route_tolerance_applies() {
     let now = 1_700_000_000;
     let verifier = "kind = \"stripe\"\ntolerance = \"1m\"\nsecrets = [{ value = \"s\" }]";
-    let signed = sign_stripe(b"s", now, b"{}");
+    let signed = stripe::signature(b"s", now, b"{}");
     let pairs = [("stripe-signature", signed.as_str())];
     assert_eq!(
         verify_with(verifier, &pairs, b"{}", now + 60),
@@ -228,40 +249,65 @@ fn the_route_tolerance_applies() {
     assert_eq!(stale.err().map(|error| error.reason()), Some("stale"));
 }
 
-#[test]
-fn timestamps_and_freshness() {
-    let check = |text: &str, expected: Option<u64>| {
-        assert_eq!(unix_seconds(text.as_bytes()), expected, "{text:?}");
-    };
-    check("1531420618", Some(1_531_420_618));
-    check("0", Some(0));
-    check("", None);
-    check("-5", None);
-    check("+5", None);
-    check("15.5", None);
-    check(" 15", None);
-    check("99999999999999999999999", None);
+fn example() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/examples/tidegate.toml"
+    );
+    std::fs::read_to_string(path).expect("example config is readable")
+}
 
-    let now = at(1_000);
-    let tolerance = Duration::from_secs(300);
-    assert!(is_fresh(1_000, now, tolerance));
-    assert!(is_fresh(700, now, tolerance));
-    assert!(is_fresh(1_300, now, tolerance));
-    assert!(!is_fresh(699, now, tolerance));
-    assert!(!is_fresh(1_301, now, tolerance));
+/// `deploy/examples/tidegate.toml` loaded with `env`.
+fn load_example(env: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    Config::from_toml(&example(), &env).map_err(|error| error.problems)
 }
 
 #[test]
-fn reasons_are_distinct() {
-    let header = HeaderName::from_static("x-test");
-    assert_eq!(VerifyError::invalid(header.clone()).reason(), "invalid");
-    assert_eq!(VerifyError::stale(header.clone()).reason(), "stale");
-    assert_eq!(
-        VerifyError::invalid(header.clone()).to_string(),
-        "invalid x-test header"
+fn none_must_be_explicit_and_takes_no_secret() {
+    assert!(load("kind = \"none\"", &[]).is_ok());
+    assert!(load("kind = \"none\"\nsecrets = [{ value = \"x\" }]", &[]).is_err());
+    assert!(load("kind = \"github\"", &[]).is_err());
+    assert!(load("kind = \"github\"\nif_unset = \"open\"", &[]).is_ok());
+    assert!(load("kind = \"github\"\nsecrets = [{ value = \"\" }]", &[]).is_err());
+}
+
+#[test]
+fn per_agent_secrets_are_read_from_the_environment() {
+    let config = load_example(&[
+        ("GITHUB_WEBHOOK_SECRET", "s"),
+        ("TIDEGATE_API_TOKEN", "t"),
+        ("WEBHOOK_SECRET_flickclaw_putio", "abc123"),
+        ("UNRELATED", "x"),
+    ])
+    .expect("valid");
+    let Secrets::PerRequest { known, .. } = &config.routes[1].verifier.secrets else {
+        panic!("agent route resolves secrets per request");
+    };
+    assert_eq!(known.len(), 1);
+    assert!(known.contains_key("WEBHOOK_SECRET_flickclaw_putio"));
+}
+
+#[test]
+fn ambiguous_per_agent_secret_names_fail_at_start_up() {
+    let ambiguous = load_example(&[
+        ("GITHUB_WEBHOOK_SECRET", "s"),
+        ("TIDEGATE_API_TOKEN", "t"),
+        ("WEBHOOK_SECRET_flickclaw_putio", "fine"),
+        ("WEBHOOK_SECRET_a_b_c", "either a_b/c or a/b_c"),
+    ])
+    .err()
+    .unwrap_or_default();
+    assert_eq!(ambiguous.len(), 1, "{ambiguous:#?}");
+    assert!(
+        ambiguous[0].contains("WEBHOOK_SECRET_a_b_c"),
+        "{ambiguous:#?}"
     );
-    assert_eq!(
-        VerifyError::stale(header).to_string(),
-        "stale x-test header"
+    assert!(
+        !ambiguous[0].contains("either"),
+        "the secret's value was printed"
     );
 }

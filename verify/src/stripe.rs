@@ -5,16 +5,19 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName};
 
-use super::{Tag, VerifyError, any_tag_matches, hex_tag, hmac_sha256, is_fresh, unix_seconds};
-use crate::secret::Secret;
+use crate::scheme::insert_text;
+use crate::tag::{Tag, any_tag_matches, hex_tag, hmac_sha256};
+use crate::timestamp::{is_fresh, unix_seconds};
+use crate::{Message, Secret, VerifyError};
 
-const HEADER: HeaderName = HeaderName::from_static("stripe-signature");
+/// The signature header.
+pub const HEADER: HeaderName = HeaderName::from_static("stripe-signature");
 
 /// Any `v1` signature made with any secret is accepted (Stripe lists one per
 /// active endpoint secret while one is being rolled); `v0` and unknown
 /// schemes are ignored. The signature is checked before the timestamp, so
 /// "stale" always describes a genuine delivery.
-pub(super) fn verify(
+pub(crate) fn verify(
     secrets: &[Secret],
     headers: &HeaderMap,
     body: &[u8],
@@ -61,10 +64,18 @@ fn split_pair(item: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The `Stripe-Signature` value Stripe would send.
-pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     let timestamp = timestamp.to_string();
     let tag = hmac_sha256(secret, &[timestamp.as_bytes(), b".", body]);
     format!("t={timestamp},v1={}", hex::encode(tag))
+}
+
+pub(crate) fn sign(secret: &[u8], message: &Message<'_>, headers: &mut HeaderMap) {
+    insert_text(
+        headers,
+        &HEADER,
+        &signature(secret, message.timestamp, message.body),
+    );
 }
 
 #[cfg(test)]

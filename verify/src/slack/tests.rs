@@ -2,7 +2,7 @@
 //! malformed headers.
 
 use super::*;
-use crate::verify::test_support::{at, headers, secrets};
+use crate::test_support::{at, headers, secrets};
 
 /// The worked example from Slack's "Verifying requests from Slack" page.
 const DOC_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -50,7 +50,7 @@ fn check(
 #[test]
 fn documented_example() {
     assert_eq!(
-        sign(DOC_SECRET.as_bytes(), DOC_TIMESTAMP, DOC_BODY),
+        signature(DOC_SECRET.as_bytes(), DOC_TIMESTAMP, DOC_BODY),
         DOC_SIGNATURE
     );
     let timestamp = DOC_TIMESTAMP.to_string();

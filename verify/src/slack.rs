@@ -5,15 +5,19 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName};
 
-use super::{VerifyError, any_tag_matches, hex_tag, hmac_sha256, is_fresh, unix_seconds};
-use crate::secret::Secret;
+use crate::scheme::insert_text;
+use crate::tag::{any_tag_matches, hex_tag, hmac_sha256};
+use crate::timestamp::{is_fresh, unix_seconds};
+use crate::{Message, Secret, VerifyError};
 
-const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
-const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
+/// The signature header.
+pub const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
+/// The signed timestamp header.
+pub const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
 
 /// The signature is checked before the timestamp, so "stale" always
 /// describes a genuine request.
-pub(super) fn verify(
+pub(crate) fn verify(
     secrets: &[Secret],
     headers: &HeaderMap,
     body: &[u8],
@@ -43,10 +47,19 @@ pub(super) fn verify(
 }
 
 /// The `X-Slack-Signature` value Slack would send with `timestamp`.
-pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     let timestamp = timestamp.to_string();
     let tag = hmac_sha256(secret, &[b"v0:", timestamp.as_bytes(), b":", body]);
     format!("v0={}", hex::encode(tag))
+}
+
+pub(crate) fn sign(secret: &[u8], message: &Message<'_>, headers: &mut HeaderMap) {
+    insert_text(headers, &TIMESTAMP, &message.timestamp.to_string());
+    insert_text(
+        headers,
+        &SIGNATURE,
+        &signature(secret, message.timestamp, message.body),
+    );
 }
 
 #[cfg(test)]

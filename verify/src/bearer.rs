@@ -3,12 +3,14 @@
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName};
 
-use super::{VerifyError, equal};
-use crate::secret::Secret;
+use crate::scheme::insert;
+use crate::tag::equal;
+use crate::{Secret, SignError, VerifyError};
 
-const HEADER: HeaderName = AUTHORIZATION;
+/// The credential header.
+pub const HEADER: HeaderName = AUTHORIZATION;
 
-pub(super) fn verify(secrets: &[Secret], headers: &HeaderMap) -> Result<(), VerifyError> {
+pub(crate) fn verify(secrets: &[Secret], headers: &HeaderMap) -> Result<(), VerifyError> {
     let value = headers
         .get(&HEADER)
         .ok_or(VerifyError::Missing { header: HEADER })?;
@@ -24,6 +26,11 @@ pub(super) fn verify(secrets: &[Secret], headers: &HeaderMap) -> Result<(), Veri
     } else {
         Err(invalid)
     }
+}
+
+/// `Bearer <token>`, marked sensitive.
+pub(crate) fn sign(token: &[u8], headers: &mut HeaderMap) -> Result<(), SignError> {
+    insert(headers, &HEADER, &[b"Bearer ", token].concat(), true)
 }
 
 #[cfg(test)]
