@@ -137,29 +137,48 @@ impl Job for Forward {
                 delivery.envelope.content_type.clone(),
             ),
         };
-        let mut request = self.client.post(target.url.clone());
+        // One map, set once per name: the stored headers (original mode),
+        // then the content type and signature, which replace any stored
+        // value instead of being sent beside it.
+        let mut headers = http::HeaderMap::new();
         if target.mode == Mode::Original {
             for (name, value) in &delivery.envelope.headers {
-                if !NOT_FORWARDED.contains(&name.as_str()) && !name.starts_with("webhook-") {
-                    request = request.header(name, value);
+                if NOT_FORWARDED.contains(&name.as_str()) || name.starts_with("webhook-") {
+                    continue;
+                }
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::try_from(name.as_str()),
+                    http::HeaderValue::try_from(value.as_str()),
+                ) {
+                    headers.append(name, value);
                 }
             }
         }
-        if let Some(content_type) = content_type {
-            request = request.header(http::header::CONTENT_TYPE, content_type);
+        headers.remove(http::header::CONTENT_TYPE);
+        if let Some(content_type) = content_type
+            .as_deref()
+            .and_then(|value| http::HeaderValue::try_from(value).ok())
+        {
+            headers.insert(http::header::CONTENT_TYPE, content_type);
         }
         let id = &delivery.envelope.id;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|elapsed| elapsed.as_secs())
             .unwrap_or_default();
-        request = request
-            .header(standard_webhooks::ID, id)
-            .header(standard_webhooks::TIMESTAMP, timestamp.to_string());
+        let header_value = |text: &str| {
+            http::HeaderValue::try_from(text).expect("ids, numbers and base64 are header text")
+        };
+        headers.insert(standard_webhooks::ID, header_value(id));
+        headers.insert(
+            standard_webhooks::TIMESTAMP,
+            header_value(&timestamp.to_string()),
+        );
         if let Some(key) = &target.key {
             let signature = standard_webhooks::signature(key.expose(), id, timestamp, &body);
-            request = request.header(standard_webhooks::SIGNATURE, signature);
+            headers.insert(standard_webhooks::SIGNATURE, header_value(&signature));
         }
+        let request = self.client.post(target.url.clone()).headers(headers);
         let response = match request.body(body).send().await {
             Ok(response) => response,
             Err(error) => return Outcome::retry(format!("POST {} failed: {error}", target.url)),
