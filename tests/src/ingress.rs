@@ -69,6 +69,16 @@ impl TestIngress {
         .await;
     }
 
+    /// Waits for the ingress to end on its own (at most `timeout`) and
+    /// returns how it ended: `run` fails when the broker cannot be used at
+    /// all (a server too old, a stream change that would drop data).
+    pub async fn exited(mut self, timeout: Duration) -> anyhow::Result<()> {
+        let task = self.task.take().expect("waited once");
+        tokio::time::timeout(timeout, task)
+            .await
+            .map_err(|_| anyhow::anyhow!("the ingress still runs after {timeout:?}"))??
+    }
+
     /// Cancels and waits for the drain to finish.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();

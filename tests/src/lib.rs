@@ -4,6 +4,7 @@
 //! The suite lives in `suite/`, one module per feature.
 
 pub mod cli;
+pub mod cluster;
 pub mod ingress;
 pub mod logs;
 pub mod nats;
@@ -15,6 +16,7 @@ pub mod sign;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+pub use crate::cluster::NatsCluster;
 pub use crate::ingress::TestIngress;
 pub use crate::nats::NatsServer;
 

@@ -94,7 +94,7 @@ impl NatsServer {
         }
     }
 
-    fn prepare(port: u16, extra: &str, binary: std::path::PathBuf) -> NatsServer {
+    pub(crate) fn prepare(port: u16, extra: &str, binary: std::path::PathBuf) -> NatsServer {
         let store = tempfile::tempdir().expect("creating a temp store dir");
         let config_file = (!extra.is_empty()).then(|| {
             let path = store.path().join("extra.conf");
@@ -142,12 +142,42 @@ impl NatsServer {
             .expect("connecting to the test nats-server")
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether the process runs (it may be paused).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// SIGKILLs the server: no clean shutdown, as in a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             drop(child.kill());
             drop(child.wait());
         }
+    }
+
+    /// SIGSTOP: the process hangs with its sockets open, as a stuck host
+    /// does; [`NatsServer::resume`] continues it.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("running");
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits");
+        // SAFETY: kill(2) on a child this harness started and has not reaped.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "signalling nats-server"
+        );
     }
 
     /// Starts the server again on the same port with the same store.
@@ -157,7 +187,7 @@ impl NatsServer {
         self.wait_ready().await;
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let mut command = Command::new(&self.binary);
         command
             .args(["-js", "-a", "127.0.0.1", "-p"])
@@ -180,7 +210,7 @@ impl NatsServer {
         self.child = Some(child);
     }
 
-    async fn wait_ready(&self) {
+    pub(crate) async fn wait_ready(&self) {
         let settings = broker::NatsSettings {
             connect_timeout: Duration::from_secs(1),
             ..self.settings()
@@ -202,6 +232,10 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
+        // A paused server would not die of SIGKILL until continued.
+        if self.child.is_some() {
+            self.resume();
+        }
         self.kill();
     }
 }

@@ -4,7 +4,9 @@
 mod abuse;
 mod agent_inbox;
 mod broker_down;
+mod broker_faults;
 mod cli;
+mod cluster;
 mod dev_mode;
 mod dlq;
 mod forward;
