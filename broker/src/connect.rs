@@ -3,10 +3,13 @@
 //! within a few seconds), and a refusal of servers older than
 //! [`MIN_SERVER_VERSION`].
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::{Client, ConnectOptions, Event, ServerAddr, ServerInfo, jetstream};
+use async_nats::{
+    Client, ConnectOptions, Event, ReconnectToServer, Server, ServerAddr, ServerInfo, jetstream,
+};
 use tracing::{info, warn};
 
 use crate::settings::{NatsAuth, NatsSettings};
@@ -21,6 +24,9 @@ pub struct Connection {
     pub client: Client,
     pub jetstream: jetstream::Context,
     pub settings: NatsSettings,
+    /// The server a forced reconnect is leaving: the next connection
+    /// attempt picks another one (see [`Connection::reconnect_elsewhere`]).
+    leaving: Arc<Mutex<Option<(String, u16)>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +65,8 @@ impl Connection {
                     .map_err(|error| ConnectError::Options(format!("nats.url `{url}`: {error}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let options = options(settings).await?;
+        let leaving: Arc<Mutex<Option<(String, u16)>>> = Arc::default();
+        let options = options(settings, leaving.clone()).await?;
         let client = options
             .connect(servers)
             .await
@@ -73,7 +80,18 @@ impl Connection {
             client,
             jetstream,
             settings: settings.clone(),
+            leaving,
         })
+    }
+
+    /// Drops the connection to a server that takes publishes but answers
+    /// none of them (hung, or cut off from its cluster) and connects to
+    /// another server of the pool — not the same one again, as a plain
+    /// reconnect might.
+    pub async fn reconnect_elsewhere(&self) -> Result<(), async_nats::client::ReconnectError> {
+        let info = self.client.server_info();
+        *self.leaving.lock().unwrap_or_else(PoisonError::into_inner) = Some((info.host, info.port));
+        self.client.force_reconnect().await
     }
 
     /// Starts connecting and waits until connected to a supported server,
@@ -139,7 +157,10 @@ pub fn parse_version(text: &str) -> Option<(u64, u64, u64)> {
     ))
 }
 
-async fn options(settings: &NatsSettings) -> Result<ConnectOptions, ConnectError> {
+async fn options(
+    settings: &NatsSettings,
+    leaving: Arc<Mutex<Option<(String, u16)>>>,
+) -> Result<ConnectOptions, ConnectError> {
     let name = settings.name.clone();
     let mut options = ConnectOptions::new()
         .name(&settings.name)
@@ -152,6 +173,13 @@ async fn options(settings: &NatsSettings) -> Result<ConnectOptions, ConnectError
         // again within a second or two, not after an exponential back-off.
         .reconnect_delay_callback(|attempts| {
             Duration::from_millis((50u64 << attempts.min(5)).min(1_000))
+        })
+        .reconnect_to_server_callback(move |servers, _info| {
+            let left = leaving
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            async move { another_server(&servers, left.as_ref()) }
         })
         .event_callback(move |event| {
             let name = name.clone();
@@ -193,6 +221,27 @@ async fn options(settings: &NatsSettings) -> Result<ConnectOptions, ConnectError
     Ok(options)
 }
 
+/// After a forced reconnect, a server of the pool other than the one left
+/// (fewest failed attempts first, at random among equals); otherwise the
+/// client's own choice.
+fn another_server(servers: &[Server], left: Option<&(String, u16)>) -> Option<ReconnectToServer> {
+    let (host, port) = left?;
+    let others: Vec<&Server> = servers
+        .iter()
+        .filter(|server| !(server.addr.host() == host && server.addr.port() == *port))
+        .collect();
+    let fewest = others.iter().map(|server| server.failed_attempts).min()?;
+    let candidates: Vec<&&Server> = others
+        .iter()
+        .filter(|server| server.failed_attempts == fewest)
+        .collect();
+    let pick = candidates[fastrand::usize(..candidates.len())];
+    Some(ReconnectToServer {
+        addr: pick.addr.clone(),
+        delay: Some(Duration::ZERO),
+    })
+}
+
 fn text(secret: &verify::Secret) -> String {
     String::from_utf8_lossy(secret.expose()).into_owned()
 }
@@ -200,6 +249,37 @@ fn text(secret: &verify::Secret) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server(url: &str, failed_attempts: usize) -> Server {
+        Server {
+            addr: url.parse().expect("a server address"),
+            failed_attempts,
+            did_connect: true,
+            is_discovered: false,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_forced_reconnect_leaves_for_another_server() {
+        let pool = [
+            server("nats://10.0.0.1:4222", 0),
+            server("nats://10.0.0.2:4222", 1),
+            server("nats://10.0.0.3:4222", 0),
+        ];
+        let left = ("10.0.0.1".to_owned(), 4222);
+        for _ in 0..50 {
+            let next = another_server(&pool, Some(&left)).expect("another server");
+            // Not the one left, and not one that failed when another did not.
+            assert_eq!(next.addr.host(), "10.0.0.3");
+        }
+        assert!(
+            another_server(&pool, None).is_none(),
+            "a plain reconnect is the client's"
+        );
+        let alone = [server("nats://10.0.0.1:4222", 0)];
+        assert!(another_server(&alone, Some(&left)).is_none());
+    }
 
     #[test]
     fn versions() {

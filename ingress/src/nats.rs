@@ -35,9 +35,12 @@ pub struct BrokerConfig {
 /// How often readiness is checked when no delivery proved it.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Consecutive PubAck timeouts after which the connection is treated as
-/// dead and the client moves to another server.
-const TIMEOUTS_BEFORE_RECONNECT: u32 = 3;
+/// Publishes or probes in a row without an answer (or without a stream
+/// answering) after which the server is treated as dead, and the client
+/// moves to another one — at most once per [`RECONNECT_AT_MOST_EVERY`], so
+/// that a stream missing everywhere does not make it churn.
+const UNANSWERED_BEFORE_RECONNECT: u32 = 3;
+const RECONNECT_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 
 /// Shared by every request.
 pub struct Broker {
@@ -104,6 +107,7 @@ impl Broker {
             () = shutdown.cancelled() => return Ok(()),
         }
         let mut missing_logged: Option<tokio::time::Instant> = None;
+        let mut last_reconnect: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -117,10 +121,16 @@ impl Broker {
                 let probed = broker::readiness::probe(&self.connection.jetstream, timeout).await;
                 self.readiness.record_probe(&probed);
             }
-            if self.readiness.consecutive_timeouts() >= TIMEOUTS_BEFORE_RECONNECT {
-                warn!("no PubAck for several publishes in a row; reconnecting to another server");
+            if self.readiness.consecutive_unanswered() >= UNANSWERED_BEFORE_RECONNECT
+                && last_reconnect.is_none_or(|at| at.elapsed() >= RECONNECT_AT_MOST_EVERY)
+            {
+                warn!(
+                    server = %self.connection.client.server_info().server_name,
+                    "no PubAck for several publishes in a row; reconnecting to another server"
+                );
+                last_reconnect = Some(tokio::time::Instant::now());
                 self.readiness.reset_timeouts();
-                if let Err(error) = self.connection.client.force_reconnect().await {
+                if let Err(error) = self.connection.reconnect_elsewhere().await {
                     warn!(error = %error, "forcing a reconnect failed");
                 }
             }

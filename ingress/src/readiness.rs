@@ -109,7 +109,9 @@ impl Readiness {
     }
 
     fn failed(&self, error: &PublishError) {
-        if matches!(error, PublishError::TimedOut(_)) {
+        // No answer, or no stream answering on this server: both are what a
+        // hung server, or one cut off from its cluster, looks like.
+        if matches!(error, PublishError::TimedOut(_) | PublishError::NoStream) {
             self.timeouts.fetch_add(1, Ordering::Relaxed);
         }
         let mut failures = self.lock();
@@ -132,7 +134,9 @@ impl Readiness {
         now.saturating_sub(last - 1) <= u64::try_from(window.as_millis()).unwrap_or(u64::MAX)
     }
 
-    pub(crate) fn consecutive_timeouts(&self) -> u32 {
+    /// Publishes and probes in a row that got no answer, or no stream
+    /// answering.
+    pub(crate) fn consecutive_unanswered(&self) -> u32 {
         self.timeouts.load(Ordering::Relaxed)
     }
 
@@ -201,9 +205,9 @@ mod tests {
         for _ in 0..3 {
             readiness.record(&Err(PublishError::TimedOut(Duration::from_secs(5))));
         }
-        assert_eq!(readiness.consecutive_timeouts(), 3);
+        assert_eq!(readiness.consecutive_unanswered(), 3);
         readiness.record_probe(&Ok(()));
-        assert_eq!(readiness.consecutive_timeouts(), 0);
+        assert_eq!(readiness.consecutive_unanswered(), 0);
 
         readiness.record(&Err(PublishError::NoStream));
         assert!(readiness.saw_no_stream());

@@ -7,44 +7,85 @@ use std::time::Duration;
 
 use crate::eventually;
 use crate::nats::{NatsServer, free_port, server_binary};
+use crate::netns::Hosts;
 
 pub struct NatsCluster {
     pub nodes: Vec<NatsServer>,
-    monitor_ports: Vec<u16>,
+    /// `host:port` of each node's HTTP monitoring.
+    monitors: Vec<String>,
 }
 
 impl NatsCluster {
-    /// Starts `size` nodes and waits until JetStream answers through every
-    /// one (a meta leader is elected).
+    /// Starts `size` nodes on loopback and waits until JetStream answers
+    /// through every one (a meta leader is elected).
     pub async fn start(size: usize) -> NatsCluster {
         let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
-        let route_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
-        let monitor_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
-        let routes = route_ports
-            .iter()
-            .map(|port| format!("nats-route://127.0.0.1:{port}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut nodes = Vec::with_capacity(size);
-        for index in 0..size {
-            let config = format!(
-                "server_name: n{index}\nhttp: 127.0.0.1:{monitor}\n\
-                 cluster {{\n  name: tidegate\n  listen: 127.0.0.1:{route}\n  routes: [{routes}]\n}}\n",
-                monitor = monitor_ports[index],
-                route = route_ports[index],
-            );
-            let mut node = NatsServer::prepare(client_ports[index], &config, server_binary());
+        let routes: Vec<String> = (0..size)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let monitors: Vec<String> = (0..size)
+            .map(|_| format!("127.0.0.1:{}", free_port()))
+            .collect();
+        let nodes = (0..size)
+            .map(|index| {
+                let config = node_config(index, &monitors[index], &routes[index], &routes);
+                NatsServer::prepare(client_ports[index], &config, server_binary())
+            })
+            .collect();
+        NatsCluster::launch(nodes, monitors).await
+    }
+
+    /// Starts one node per host of `hosts` (each in its namespace, clients
+    /// on its client address, routes over the cluster network), so that a
+    /// node can be partitioned from its peers while clients reach it.
+    pub async fn start_on(hosts: &Hosts) -> NatsCluster {
+        let size = hosts.size();
+        let routes: Vec<String> = (0..size)
+            .map(|index| format!("{}:6222", hosts.cluster_address(index)))
+            .collect();
+        let monitors: Vec<String> = (0..size)
+            .map(|index| format!("{}:8222", hosts.client_address(index)))
+            .collect();
+        let nodes = (0..size)
+            .map(|index| {
+                let config = node_config(index, &monitors[index], &routes[index], &routes);
+                NatsServer::prepare(4222, &config, server_binary())
+                    .in_namespace(hosts.namespace(index), hosts.client_address(index))
+            })
+            .collect();
+        NatsCluster::launch(nodes, monitors).await
+    }
+
+    async fn launch(mut nodes: Vec<NatsServer>, monitors: Vec<String>) -> NatsCluster {
+        for node in &mut nodes {
             node.spawn();
-            nodes.push(node);
         }
-        let cluster = NatsCluster {
-            nodes,
-            monitor_ports,
-        };
+        let cluster = NatsCluster { nodes, monitors };
         for node in &cluster.nodes {
             node.wait_ready().await;
         }
         cluster
+    }
+
+    /// SIGKILLs every node (a whole-cluster crash).
+    pub fn kill_all(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+
+    /// Starts every stopped node again with its store, then waits for
+    /// JetStream through each (a node alone has no quorum, so they start
+    /// together).
+    pub async fn restart_all(&mut self) {
+        for node in &mut self.nodes {
+            if !node.is_running() {
+                node.spawn();
+            }
+        }
+        for node in &self.nodes {
+            node.wait_ready().await;
+        }
     }
 
     /// Every node's URL, comma-separated (what `nats.url` takes).
@@ -76,12 +117,8 @@ impl NatsCluster {
             .timeout(Duration::from_secs(2))
             .build()
             .expect("an HTTP client");
-        for (index, port) in self.monitor_ports.iter().enumerate() {
-            let Ok(response) = http
-                .get(format!("http://127.0.0.1:{port}/connz"))
-                .send()
-                .await
-            else {
+        for (index, monitor) in self.monitors.iter().enumerate() {
+            let Ok(response) = http.get(format!("http://{monitor}/connz")).send().await else {
                 continue;
             };
             let Ok(connz) = response.json::<serde_json::Value>().await else {
@@ -95,6 +132,105 @@ impl NatsCluster {
             }
         }
         None
+    }
+
+    /// Each node's own view of `stream` (messages and last sequence, from
+    /// its monitoring endpoint), `None` where the node does not answer or
+    /// holds no replica: replicas that disagree for long are split.
+    pub async fn local_states(&self, stream: &str) -> Vec<Option<(u64, u64)>> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("an HTTP client");
+        let mut states = Vec::new();
+        for monitor in &self.monitors {
+            let state = async {
+                let jsz: serde_json::Value = http
+                    .get(format!("http://{monitor}/jsz?streams=true"))
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let streams = jsz["account_details"][0]["stream_detail"].as_array()?;
+                let found = streams.iter().find(|entry| entry["name"] == stream)?;
+                Some((
+                    found["state"]["messages"].as_u64()?,
+                    found["state"]["last_seq"].as_u64()?,
+                ))
+            }
+            .await;
+            states.push(state);
+        }
+        states
+    }
+
+    /// The delivery id of every message in the deliveries stream, read from
+    /// its leader once every replica has caught up and every node's own
+    /// copy agrees with it (after a fault a replica may still be
+    /// recovering; one that keeps disagreeing is a split brain, and this
+    /// panics).
+    pub async fn stored_delivery_ids(&self) -> Vec<String> {
+        let stream_name = schemas::streams::DELIVERIES_STREAM;
+        let jetstream = self.jetstream().await;
+        let stream = jetstream.get_stream(stream_name).await.expect("the stream");
+        // Nodes that run: a killed node's replica is offline, not behind.
+        let running: Vec<String> = (0..self.nodes.len())
+            .filter(|index| self.nodes[*index].is_running())
+            .map(|index| format!("n{index}"))
+            .collect();
+        let running = &running;
+        let state = eventually(
+            Duration::from_secs(60),
+            "every replica current and agreeing",
+            || {
+                let mut stream = stream.clone();
+                async move {
+                    let info = stream.info().await.ok()?;
+                    let placement = info.cluster.as_ref()?;
+                    placement.leader.as_ref()?;
+                    let caught_up = placement
+                        .replicas
+                        .iter()
+                        .filter(|replica| running.contains(&replica.name))
+                        .all(|replica| {
+                            replica.current && !replica.offline && replica.lag.unwrap_or(0) == 0
+                        });
+                    let expected = (info.state.messages, info.state.last_sequence);
+                    let agree = self
+                        .local_states(stream_name)
+                        .await
+                        .iter()
+                        .zip(&self.nodes)
+                        .filter(|(_, node)| node.is_running())
+                        .all(|(local, _)| *local == Some(expected));
+                    (caught_up && agree).then(|| info.state.clone())
+                }
+            },
+        )
+        .await;
+        let mut ids = Vec::with_capacity(usize::try_from(state.messages).unwrap_or(0));
+        if state.messages == 0 {
+            return ids;
+        }
+        for sequence in state.first_sequence..=state.last_sequence {
+            if let Ok(message) = stream.get_raw_message(sequence).await {
+                let envelope: schemas::Envelope = serde_json::from_slice(&message.payload)
+                    .unwrap_or_else(|error| {
+                        panic!(
+                            "message {sequence} on {} is not an envelope ({error}): {:?} {:?}",
+                            message.subject,
+                            message.headers,
+                            String::from_utf8_lossy(
+                                &message.payload[..message.payload.len().min(200)]
+                            )
+                        )
+                    });
+                ids.push(envelope.id);
+            }
+        }
+        ids
     }
 
     /// The server name of the deliveries stream's leader.
@@ -118,4 +254,17 @@ impl NatsCluster {
             .and_then(|index| index.parse().ok())
             .expect("nodes are named n<index>")
     }
+}
+
+/// One node's configuration: its name, monitoring, and routes to all.
+fn node_config(index: usize, monitor: &str, route: &str, routes: &[String]) -> String {
+    let routes = routes
+        .iter()
+        .map(|route| format!("nats-route://{route}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "server_name: n{index}\nhttp: {monitor}\n\
+         cluster {{\n  name: tidegate\n  listen: {route}\n  routes: [{routes}]\n}}\n"
+    )
 }

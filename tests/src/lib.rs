@@ -6,8 +6,10 @@
 pub mod cli;
 pub mod cluster;
 pub mod ingress;
+pub mod load;
 pub mod logs;
 pub mod nats;
+pub mod netns;
 pub mod process;
 pub mod receiver;
 pub mod security;

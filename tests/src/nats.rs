@@ -24,6 +24,10 @@ pub struct NatsServer {
     binary: std::path::PathBuf,
     /// Credentials clients need, for a secured server.
     secured: Option<Secured>,
+    /// Where it listens: 127.0.0.1, or a host of a partition test.
+    host: std::net::Ipv4Addr,
+    /// The network namespace it runs in (partition tests).
+    netns: Option<String>,
 }
 
 impl NatsServer {
@@ -108,7 +112,16 @@ impl NatsServer {
             config_file,
             binary,
             secured: None,
+            host: std::net::Ipv4Addr::LOCALHOST,
+            netns: None,
         }
+    }
+
+    /// Runs in network namespace `netns`, listening on `host`.
+    pub(crate) fn in_namespace(mut self, netns: String, host: std::net::Ipv4Addr) -> NatsServer {
+        self.netns = Some(netns);
+        self.host = host;
+        self
     }
 
     async fn launch(port: u16, extra: &str) -> NatsServer {
@@ -119,7 +132,7 @@ impl NatsServer {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     pub fn store_dir(&self) -> &Path {
@@ -188,9 +201,19 @@ impl NatsServer {
     }
 
     pub(crate) fn spawn(&mut self) {
-        let mut command = Command::new(&self.binary);
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
         command
-            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg("-js")
+            .arg("-a")
+            .arg(self.host.to_string())
+            .arg("-p")
             .arg(self.port.to_string())
             .arg("-sd")
             .arg(self.store.path().join("jetstream"))

@@ -31,11 +31,34 @@ pub fn binary(name: &str) -> PathBuf {
 impl WorkerProcess {
     /// Starts `name` with `config` (TOML) and extra environment variables.
     pub fn start(name: &str, config: &str, env: &[(&str, &str)]) -> WorkerProcess {
+        WorkerProcess::launch(None, name, config, env)
+    }
+
+    /// Starts `name` inside network namespace `netns` (a host of a
+    /// partition test).
+    pub fn start_in(netns: &str, name: &str, config: &str, env: &[(&str, &str)]) -> WorkerProcess {
+        WorkerProcess::launch(Some(netns), name, config, env)
+    }
+
+    fn launch(
+        netns: Option<&str>,
+        name: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> WorkerProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("worker.toml");
         std::fs::write(&file, config).expect("writing the worker config");
         let log = std::env::var_os("TEST_LOG").is_some();
-        let child = Command::new(binary(name))
+        let mut command = match netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(binary(name));
+                command
+            }
+            None => Command::new(binary(name)),
+        };
+        let child = command
             .arg("--config")
             .arg(&file)
             .envs(env.iter().copied())

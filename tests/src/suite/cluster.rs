@@ -42,23 +42,6 @@ async fn replicas(cluster: &NatsCluster, stream: &str) -> usize {
     stream.info().await.expect("info").config.num_replicas
 }
 
-/// Ids of every stored delivery.
-async fn stored_ids(cluster: &NatsCluster) -> Vec<String> {
-    let jetstream = cluster.jetstream().await;
-    let mut stream = jetstream
-        .get_stream(schemas::streams::DELIVERIES_STREAM)
-        .await
-        .expect("the stream");
-    let state = stream.info().await.expect("info").state.clone();
-    let mut ids = Vec::new();
-    for sequence in state.first_sequence..=state.last_sequence {
-        if let Ok(message) = stream.get_raw_message(sequence).await {
-            ids.push(super::envelope(&message.payload).id);
-        }
-    }
-    ids
-}
-
 #[tokio::test]
 async fn every_stream_is_r3_and_the_ingress_leaves_a_hung_node() {
     let cluster = NatsCluster::start(3).await;
@@ -123,7 +106,7 @@ async fn every_stream_is_r3_and_the_ingress_leaves_a_hung_node() {
     assert_ne!(now_on, Some(node), "still connected to the hung node");
     cluster.nodes[node].resume();
 
-    let stored = stored_ids(&cluster).await;
+    let stored = cluster.stored_delivery_ids().await;
     for guid in &accepted {
         assert!(stored.contains(guid), "{guid} was acknowledged but is gone");
     }
@@ -132,10 +115,18 @@ async fn every_stream_is_r3_and_the_ingress_leaves_a_hung_node() {
 #[tokio::test]
 async fn an_ingress_started_with_a_node_down_uses_the_others() {
     let mut cluster = NatsCluster::start(3).await;
+    // The streams exist (an R3 stream cannot be placed on two nodes); then
+    // a node goes down and a new ingress starts with all three listed.
+    start_ingress(&cluster).await.stop().await.expect("stopped");
     cluster.nodes[0].kill();
     let ingress = start_ingress(&cluster).await;
     assert_eq!(push(&ingress, "one-down").await, 202);
-    assert!(stored_ids(&cluster).await.contains(&"one-down".to_owned()));
+    assert!(
+        cluster
+            .stored_delivery_ids()
+            .await
+            .contains(&"one-down".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -176,5 +167,10 @@ async fn a_leader_election_is_not_a_missing_stream() {
         "an election was taken for a deleted stream"
     );
     cluster.nodes[index].restart().await;
-    assert!(stored_ids(&cluster).await.contains(&"first".to_owned()));
+    assert!(
+        cluster
+            .stored_delivery_ids()
+            .await
+            .contains(&"first".to_owned())
+    );
 }

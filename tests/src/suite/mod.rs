@@ -9,6 +9,7 @@ mod cli;
 mod cluster;
 mod dev_mode;
 mod dlq;
+mod faults;
 mod forward;
 mod github;
 mod github_sync;
