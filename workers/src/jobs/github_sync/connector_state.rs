@@ -276,6 +276,22 @@ fn upsert(repositories: &mut Vec<RepositoryRef>, repository: &RepositoryRef) {
     }
 }
 
+/// The recorded status of `installation`, when the connectors bucket has
+/// a record of it.
+pub(super) async fn status(
+    store: &kv::Store,
+    installation: u64,
+) -> Result<Option<InstallationStatus>, String> {
+    let key = format!("{KEY_PREFIX}.{installation}");
+    match store.get(key.as_str()).await {
+        Ok(Some(value)) => serde_json::from_slice::<InstallationState>(&value)
+            .map(|state| Some(state.status))
+            .map_err(|error| format!("{key} is not an installation record: {error}")),
+        Ok(None) => Ok(None),
+        Err(error) => Err(format!("reading {key}: {error}")),
+    }
+}
+
 /// Applies `change` to its installation's record: read, apply, then write
 /// only if nobody wrote in between (`update` at the read revision, or
 /// `create` when absent); on a conflict, read again.
