@@ -4,6 +4,7 @@
 //! The suite lives in `suite/`, one module per feature.
 
 pub mod cli;
+pub mod github_app;
 pub mod ingress;
 pub mod logs;
 pub mod nats;

@@ -9,6 +9,7 @@ mod dev_mode;
 mod dlq;
 mod forward;
 mod github;
+mod github_app;
 mod github_sync;
 mod http_edges;
 mod large_payloads;
