@@ -34,6 +34,7 @@ const KEY_ENV: &str = "GITHUB_APP_PRIVATE_KEY";
 struct Options {
     max_deliver: u64,
     concurrency: usize,
+    ack_wait: &'static str,
     refresh_margin: &'static str,
     lock_ttl: &'static str,
     lock_wait: &'static str,
@@ -47,6 +48,7 @@ impl Default for Options {
         Options {
             max_deliver: 5,
             concurrency: 4,
+            ack_wait: "30s",
             refresh_margin: "5m",
             lock_ttl: "30s",
             lock_wait: "2m",
@@ -170,6 +172,7 @@ url = "{nats}"
 filter_subjects = "tidegate.in.github.>"
 concurrency = {concurrency}
 max_deliver = {max_deliver}
+ack_wait = "{ack_wait}"
 backoff_base = "100ms"
 backoff_max = "300ms"
 [github_sync]
@@ -189,6 +192,7 @@ wait = "{wait}"
 {targets}"#,
             nats = self.nats.url(),
             concurrency = options.concurrency,
+            ack_wait = options.ack_wait,
             max_deliver = options.max_deliver,
             api = self.github.api_url(),
             git = self.github.git_url(),

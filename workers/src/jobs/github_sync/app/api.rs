@@ -153,10 +153,11 @@ mod tests {
 
     #[test]
     fn created_answers_are_read() {
-        let read =
+        let Ok(read) =
             issued(br#"{"token":"ghs_x","expires_at":"2030-07-11T22:14:10Z","permissions":{}}"#)
-                .ok()
-                .expect("a token");
+        else {
+            panic!("a token");
+        };
         assert_eq!(read.token.expose(), b"ghs_x");
         assert_eq!(
             humantime::format_rfc3339(read.expires_at).to_string(),
