@@ -51,7 +51,7 @@ impl SyncTarget {
             ));
         }
         if self.instance.is_empty()
-            || self.instance.len() > MAX_INSTANCE_LEN
+            || self.instance.chars().count() > MAX_INSTANCE_LEN
             || self
                 .instance
                 .chars()
