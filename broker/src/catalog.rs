@@ -9,7 +9,7 @@ use async_nats::jetstream::{consumer, kv, object_store, stream};
 use schemas::streams::{
     CONNECTORS_BUCKET, DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, DELIVERIES_STREAM,
     DELIVERIES_SUBJECTS, IDEMPOTENCY_BUCKET, PAYLOADS_BUCKET, REPLAYS_BUCKET, RESULTS_PREFIX,
-    RESULTS_STREAM,
+    RESULTS_STREAM, SYNC_LOCKS_BUCKET, SYNC_TARGETS_BUCKET,
 };
 
 use crate::settings::StreamSettings;
@@ -163,4 +163,34 @@ pub fn worker(worker: &WorkerConsumer) -> consumer::pull::Config {
 /// The stream of a deliveries-style declaration (`-1`: unlimited).
 fn bytes_limit(max_bytes: Option<u64>) -> i64 {
     max_bytes.map_or(-1, |bytes| i64::try_from(bytes).unwrap_or(i64::MAX))
+}
+
+// Connector sync: live targets and folder locks (tidegate-github-sync and
+// `tidegate targets`).
+
+/// Live connector sync targets, one key per target id. A few revisions are
+/// kept so an operator can see what a target was before an edit.
+pub fn sync_targets() -> kv::Config {
+    kv::Config {
+        bucket: SYNC_TARGETS_BUCKET.to_owned(),
+        description: "tidegate connector sync targets (sync target v1)".to_owned(),
+        history: 5,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// Folder locks of connector syncs: each key carries its own TTL (the
+/// lease), renewed while its sync runs, so a crashed holder's lock expires.
+pub fn sync_locks() -> kv::Config {
+    kv::Config {
+        bucket: SYNC_LOCKS_BUCKET.to_owned(),
+        description: "tidegate connector sync folder locks".to_owned(),
+        history: 1,
+        storage: stream::StorageType::File,
+        // Per-key TTLs need limit markers; an expired lock leaves a marker
+        // for this long, and the next holder writes over it.
+        limit_markers: Some(Duration::from_secs(60)),
+        ..Default::default()
+    }
 }

@@ -452,6 +452,9 @@ fn detail(result: &schemas::JobResult) -> String {
     if !result.failures.is_empty() {
         parts.push(format!("{} failed items", result.failures.len()));
     }
+    if let Some(connector) = &result.connector {
+        parts.push(format!("sync event {}", connector.connector_sync_event_id));
+    }
     parts.join(", ")
 }
 

@@ -20,6 +20,7 @@ mod sink;
 mod status;
 mod streams;
 mod table;
+mod targets;
 mod up;
 
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Command {
     /// Create or update the deliveries stream and the payload bucket, as the
     /// ingress does at start-up (it never recreates them while running).
     Streams(streams::StreamsArgs),
+    /// Live connector sync targets (KV): list, add, remove; the github-sync
+    /// worker applies changes without a restart.
+    Targets(targets::TargetsArgs),
 }
 
 #[tokio::main]
@@ -70,6 +74,7 @@ async fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
         Command::Streams(args) => streams::run(args).await,
+        Command::Targets(args) => targets::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -398,8 +398,10 @@ async fn start_workers(
     let mut started = vec![FORWARD.name];
 
     if let Some((binary, example)) = &workers.github_sync {
-        let text =
-            github_sync_config(example, &workers.data, &plan.nats_url).map_err(Stop::Failed)?;
+        let text = github_sync_config(example, &workers.data, &plan.nats_url, |name| {
+            std::env::var_os(name).is_some()
+        })
+        .map_err(Stop::Failed)?;
         std::fs::write(&workers.github_sync_config, text)
             .with_context(|| format!("writing {}", workers.github_sync_config.display()))
             .map_err(Stop::Failed)?;
@@ -476,9 +478,16 @@ secret = {{ env = "{FORWARD_SIGNING_SECRET}" }}
 }
 
 /// The github-sync example made safe for a laptop: its state and target
-/// folders move under `<data>/github-sync/`, it serves no metrics port and
-/// it stops within the dev grace period.
-fn github_sync_config(example: &Path, data: &Path, nats_url: &str) -> anyhow::Result<String> {
+/// folders move under `<data>/github-sync/`, it serves no metrics port, it
+/// stops within the dev grace period, and without the GitHub App's key in
+/// the environment (`has_env`) it runs without the App (public
+/// repositories only) instead of refusing to start.
+fn github_sync_config(
+    example: &Path,
+    data: &Path,
+    nats_url: &str,
+    has_env: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(example)
         .with_context(|| format!("reading {}", example.display()))?;
     let mut config: toml::Table = text
@@ -495,6 +504,15 @@ fn github_sync_config(example: &Path, data: &Path, nats_url: &str) -> anyhow::Re
     }
     if let Some(toml::Value::Table(sync)) = config.get_mut("github_sync") {
         sync.insert("state_dir".to_owned(), string(root.join("state")));
+        let key_unset = sync
+            .get("app")
+            .and_then(|app| app.get("private_key"))
+            .and_then(|key| key.get("env"))
+            .and_then(toml::Value::as_str)
+            .is_some_and(|name| !has_env(name));
+        if key_unset {
+            sync.remove("app");
+        }
         if let Some(toml::Value::Array(targets)) = sync.get_mut("targets") {
             for target in targets {
                 if let Some(toml::Value::String(path)) = target.get_mut("path") {
@@ -695,8 +713,13 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../deploy/examples/github-sync.toml"
         ));
-        let text = github_sync_config(example, Path::new("/dev-data"), "nats://127.0.0.1:4333")
-            .expect("the example converts");
+        let text = github_sync_config(
+            example,
+            Path::new("/dev-data"),
+            "nats://127.0.0.1:4333",
+            |_| true,
+        )
+        .expect("the example converts");
         let config: toml::Table = text.parse().expect("valid TOML");
         assert_eq!(
             config["nats"]["url"].as_str(),
@@ -714,5 +737,16 @@ mod tests {
             let path = target["path"].as_str().expect("a path");
             assert!(path.starts_with("/dev-data/github-sync/targets/"), "{path}");
         }
+        assert!(
+            sync.get("app").is_some(),
+            "the App stays when its key is set"
+        );
+        let without_key = github_sync_config(example, Path::new("/d"), "nats://x", |_| false)
+            .expect("the example converts");
+        let config: toml::Table = without_key.parse().expect("valid TOML");
+        assert!(
+            config["github_sync"].get("app").is_none(),
+            "no key in the environment: no App"
+        );
     }
 }

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::connector::ConnectorSync;
+
 /// Published to `tidegate.results.<worker>.<delivery token>` after every
 /// finished attempt; the last message on that subject is the delivery's
 /// current status for that worker.
@@ -32,6 +34,10 @@ pub struct JobResult {
     /// Job-specific detail (e.g. the sync target and head SHA).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub detail: BTreeMap<String, String>,
+    /// For connector syncs: which sync this is, on every result of it
+    /// (completed, partial, retrying, failed, skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<ConnectorSync>,
     /// RFC 3339 UTC.
     pub started_at: String,
     /// RFC 3339 UTC.
@@ -76,6 +82,9 @@ pub struct DeadLetter {
     pub error: String,
     /// RFC 3339 UTC.
     pub failed_at: String,
+    /// For connector syncs: which sync was given up on (as in its results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<ConnectorSync>,
     /// The delivery's envelope, verbatim.
     pub envelope: Box<RawValue>,
 }

@@ -2,15 +2,19 @@
 //! reads the stream: envelope v1, stream and subject layout, header names.
 //! Depends only on serde so that every binary can share it cheaply.
 
+pub mod connector;
 pub mod envelope;
 pub mod headers;
 pub mod job_result;
 pub mod streams;
 pub mod sync_reply;
+pub mod sync_target;
 
+pub use connector::{ConnectorSync, GITHUB_CONNECTOR};
 pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
 pub use job_result::{DeadLetter, ItemFailure, JobResult, JobStatus};
 pub use sync_reply::SyncReply;
+pub use sync_target::SyncTarget;
 
 #[cfg(test)]
 mod tests;

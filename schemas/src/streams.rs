@@ -55,3 +55,13 @@ pub fn delivery_token(delivery_id: &str) -> String {
 
 /// Longest accepted subject token (one rendered template variable).
 pub const MAX_TOKEN_LEN: usize = 128;
+
+// Connector sync (GitHub App) targets and folder locks.
+
+/// KV bucket of live connector sync targets: key `<target id>`, value a
+/// sync target v1 (`SyncTarget`). Workers watch it; `tidegate targets`
+/// edits it.
+pub const SYNC_TARGETS_BUCKET: &str = "tidegate_sync_targets";
+/// KV bucket of folder locks: one key per target folder while a sync
+/// writes it, with a per-key TTL (the lease) renewed while the sync runs.
+pub const SYNC_LOCKS_BUCKET: &str = "tidegate_sync_locks";

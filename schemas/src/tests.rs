@@ -224,10 +224,96 @@ fn sync_reply_examples_match_the_schema_and_the_type() {
 fn job_result_and_dead_letter_examples_match_their_schemas_and_types() {
     assert_eq!(
         check_examples::<JobResult>("job-result.", "job-result.v1.schema.json"),
-        2
+        3
     );
     assert_eq!(
         check_examples::<DeadLetter>("dead-letter.", "dead-letter.v1.schema.json"),
+        2
+    );
+}
+
+#[test]
+fn sync_target_examples_match_the_schema_the_type_and_the_rules() {
+    assert_eq!(
+        check_examples::<SyncTarget>("sync-target.", "sync-target.v1.schema.json"),
         1
+    );
+    let text = std::fs::read_to_string(crate_dir().join("examples/sync-target.openwork.json"))
+        .expect("readable");
+    let target: SyncTarget = serde_json::from_str(&text).expect("a sync target");
+    assert_eq!(target.problems("example"), Vec::<String>::new());
+}
+
+/// The connector definition is written out in both schemas that carry it;
+/// they must not drift apart.
+#[test]
+fn the_connector_definition_is_the_same_in_results_and_dead_letters() {
+    let definition = |schema: &str| {
+        let text = std::fs::read_to_string(crate_dir().join("json").join(schema))
+            .expect("schema file is readable");
+        let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+        schema["$defs"]["connector"].clone()
+    };
+    let in_results = definition("job-result.v1.schema.json");
+    assert!(
+        in_results.is_object(),
+        "job-result.v1 defines the connector"
+    );
+    assert_eq!(in_results, definition("dead-letter.v1.schema.json"));
+}
+
+/// What the types write for a connector result is what the schema accepts,
+/// and the schema refuses a contract with a field missing or mistyped.
+#[test]
+fn connector_results_written_by_the_types_match_the_schema() {
+    let text = std::fs::read_to_string(crate_dir().join("json/job-result.v1.schema.json"))
+        .expect("schema file is readable");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles");
+    let result = JobResult {
+        version: 1,
+        delivery_id: "1_guid".into(),
+        worker: "github-sync".into(),
+        status: JobStatus::Skipped,
+        key: None,
+        attempts: 1,
+        counts: Default::default(),
+        failures: Vec::new(),
+        error: None,
+        detail: [("reason".to_owned(), "auto-import is off".to_owned())].into(),
+        connector: Some(ConnectorSync {
+            connector_type: GITHUB_CONNECTOR.into(),
+            connector_instance_id: "inst".into(),
+            connector_target_id: "plugins".into(),
+            connector_sync_event_id: "plugins:7:6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
+            delivery_id: "guid".into(),
+            installation_id: None,
+            repository_id: Some(7),
+            repository_full_name: "octocat/hello".into(),
+            git_ref: "refs/heads/main".into(),
+            head_sha: "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
+        }),
+        started_at: "2026-11-23T18:20:01.500Z".into(),
+        completed_at: "2026-11-23T18:20:01.600Z".into(),
+    };
+    let document = serde_json::to_value(&result).expect("serializes");
+    assert_valid(&validator, &document, "a skipped connector result");
+    assert_eq!(document["connector"]["ref"], "refs/heads/main");
+    for field in ["connectorSyncEventId", "headSha"] {
+        let mut missing = document.clone();
+        missing["connector"]
+            .as_object_mut()
+            .expect("an object")
+            .remove(field);
+        assert!(!validator.is_valid(&missing), "accepted without {field}");
+    }
+    let mut mistyped = document.clone();
+    mistyped["connector"]["repositoryId"] = Value::from("7");
+    assert!(
+        !validator.is_valid(&mistyped),
+        "accepted a string repositoryId"
     );
 }

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod cluster;
+pub mod github_app;
 pub mod ingress;
 pub mod load;
 pub mod logs;

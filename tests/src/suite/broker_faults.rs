@@ -326,7 +326,7 @@ async fn every_binary_refuses_a_server_older_than_the_minimum() {
 
     let state = tempfile::tempdir().expect("temp dir");
     let sync = format!(
-        "name = \"github-sync\"\n[nats]\nurl = \"{url}\"\n[github_sync]\nstate_dir = \"{state}/state\"\n[[github_sync.targets]]\nid = \"t\"\nrepositories = [\"a/*\"]\nbranches = [\"main\"]\npath = \"{state}/out/{{name}}\"\n",
+        "name = \"github-sync\"\n[nats]\nurl = \"{url}\"\n[github_sync]\nstate_dir = \"{state}/state\"\n[[github_sync.targets]]\nid = \"t\"\ninstance = \"i\"\nrepositories = [\"a/*\"]\nbranches = [\"main\"]\npath = \"{state}/out/{{name}}\"\n",
         state = state.path().display()
     );
     let (status, stderr) = worker_exit("tidegate-github-sync", &sync).await;

@@ -479,6 +479,7 @@ fn result(delivery_id: &str, status: JobStatus, attempts: u64) -> JobResult {
         failures: Vec::new(),
         error: (status == JobStatus::Retrying).then(|| "target answered 503".to_owned()),
         detail: [("target".to_owned(), "http://127.0.0.1:9/".to_owned())].into(),
+        connector: None,
         started_at: "2024-05-01T12:00:00.000Z".to_owned(),
         completed_at: "2024-05-01T12:00:01.000Z".to_owned(),
     }

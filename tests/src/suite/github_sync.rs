@@ -88,7 +88,7 @@ impl Remote {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args([
             "-c",
@@ -113,7 +113,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Every file under `root` except `.git`: path → (content, executable).
-fn snapshot(root: &Path) -> BTreeMap<String, (String, bool)> {
+pub(super) fn snapshot(root: &Path) -> BTreeMap<String, (String, bool)> {
     fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, (String, bool)>) {
         for entry in std::fs::read_dir(dir).expect("read_dir") {
             let entry = entry.expect("entry");
@@ -176,6 +176,7 @@ git_timeout = "30s"
 protocols = ["file"]
 [[github_sync.targets]]
 id = "plugins"
+instance = "inst-1"
 repositories = ["octocat/*"]
 branches = ["main"]
 path = "{base}/out/{{name}}"

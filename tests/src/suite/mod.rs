@@ -12,6 +12,7 @@ mod dlq;
 mod faults;
 mod forward;
 mod github;
+mod github_app;
 mod github_sync;
 mod http_edges;
 mod large_payloads;

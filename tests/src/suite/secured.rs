@@ -68,7 +68,7 @@ async fn every_binary_works_with(auth: Auth) {
     // github-sync consumes and reports (the repository is not tracked).
     let state = tempfile::tempdir().expect("temp dir");
     let sync_config = format!(
-        "name = \"github-sync\"\n[nats]\nurl = \"{url}\"\n{auth_toml}\n[consumer]\nfilter_subjects = \"tidegate.in.github.>\"\n[github_sync]\nstate_dir = \"{state}/state\"\n[[github_sync.targets]]\nid = \"t\"\nrepositories = [\"octocat/*\"]\nbranches = [\"main\"]\npath = \"{state}/out/{{name}}\"\n",
+        "name = \"github-sync\"\n[nats]\nurl = \"{url}\"\n{auth_toml}\n[consumer]\nfilter_subjects = \"tidegate.in.github.>\"\n[github_sync]\nstate_dir = \"{state}/state\"\n[[github_sync.targets]]\nid = \"t\"\ninstance = \"i\"\nrepositories = [\"octocat/*\"]\nbranches = [\"main\"]\npath = \"{state}/out/{{name}}\"\n",
         url = nats.url(),
         auth_toml = nats.nats_toml(),
         state = state.path().display(),

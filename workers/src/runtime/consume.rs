@@ -156,6 +156,12 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
         .as_ref()
         .map(|envelope| envelope.id.clone())
         .unwrap_or_else(|_| format!("seq-{stream_sequence}"));
+    // The connector contract comes from the envelope alone, so every
+    // result below — even a payload that cannot be read — carries it.
+    let connector = parsed
+        .as_ref()
+        .ok()
+        .and_then(|envelope| shared.job.connector(envelope));
     let span = info_span!("job", worker = %worker, delivery_id = %delivery_id, stream_seq = stream_sequence, attempt);
     async {
         metrics::counter!(metric::STARTED, "worker" => worker.clone()).increment(1);
@@ -170,6 +176,7 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
                 key: None,
                 attempt,
                 started_at,
+                connector: connector.as_ref(),
             },
             subject: &subject,
             stream_sequence,

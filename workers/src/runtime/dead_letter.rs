@@ -5,9 +5,9 @@
 use std::time::SystemTime;
 
 use async_nats::jetstream;
-use schemas::DeadLetter;
 use schemas::headers::{DELIVERY_ID, MSG_ID};
 use schemas::streams::DEAD_LETTER_PREFIX;
+use schemas::{ConnectorSync, DeadLetter};
 use serde_json::value::RawValue;
 
 use super::report::rfc3339;
@@ -22,6 +22,8 @@ pub struct GiveUp<'a> {
     pub attempts: u64,
     pub error: &'a str,
     pub raw_envelope: &'a [u8],
+    /// The job's connector contract for the delivery, when it has one.
+    pub connector: Option<&'a ConnectorSync>,
 }
 
 /// Stores the dead letter and waits for the PubAck. `Nats-Msg-Id` is the
@@ -46,6 +48,7 @@ pub async fn store(
         attempts: give_up.attempts,
         error: give_up.error.to_owned(),
         failed_at: rfc3339(SystemTime::now()),
+        connector: give_up.connector.cloned(),
         envelope,
     };
     let mut headers = async_nats::HeaderMap::new();

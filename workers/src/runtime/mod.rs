@@ -16,7 +16,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use delivery::Delivery;
-use schemas::{ItemFailure, JobStatus};
+use schemas::{ConnectorSync, Envelope, ItemFailure, JobStatus};
 
 /// A worker's business logic.
 pub trait Job: Send + Sync + 'static {
@@ -24,6 +24,15 @@ pub trait Job: Send + Sync + 'static {
     /// the delivery id; `None` opts out of de-duplication.
     fn key(&self, delivery: &Delivery) -> Option<String> {
         Some(delivery.envelope.id.clone())
+    }
+
+    /// For connector syncs: which sync the delivery is (the openwork
+    /// contract). Read from the envelope alone, as soon as it is parsed, so
+    /// the runtime puts it on every result and dead letter of the delivery
+    /// — completed, partial, retrying, failed, skipped — even when the
+    /// payload cannot be read or the job never runs. `None` by default.
+    fn connector(&self, _envelope: &Envelope) -> Option<ConnectorSync> {
+        None
     }
 
     /// Runs the job once. Never acks or naks: it says what happened.

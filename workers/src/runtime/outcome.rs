@@ -85,6 +85,7 @@ pub async fn give_up(context: &Context<'_>, reason: &str) {
             attempts: context.attempt.attempt,
             error: reason,
             raw_envelope: &context.message.payload,
+            connector: context.attempt.connector,
         },
         context.config.nats.publish_timeout,
     )

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use schemas::{JobResult, JobStatus};
+use schemas::{ConnectorSync, JobResult, JobStatus};
 use tracing::warn;
 
 use super::Report;
@@ -20,6 +20,8 @@ pub struct Attempt<'a> {
     pub key: Option<&'a str>,
     pub attempt: u64,
     pub started_at: SystemTime,
+    /// The job's connector contract for this delivery (`Job::connector`).
+    pub connector: Option<&'a ConnectorSync>,
 }
 
 pub fn result(
@@ -45,6 +47,7 @@ pub fn result(
         detail: report
             .map(|report| report.detail.clone())
             .unwrap_or_default(),
+        connector: attempt.connector.cloned(),
         started_at: rfc3339(attempt.started_at),
         completed_at: rfc3339(SystemTime::now()),
     }

@@ -1,13 +1,16 @@
 //! The `git` CLI, as the sync uses it: a bare mirror per repository, fetch,
 //! ancestry checks, tree listings and a batch blob reader. Every call has a
-//! timeout and kills git when it runs out.
+//! timeout and kills git when it runs out. Credentials reach git through
+//! its environment only (`http.<url>.extraHeader`), never argv or disk.
 
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use base64::Engine as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use verify::Secret;
 
 /// Longest stderr excerpt kept in an error.
 const STDERR_EXCERPT: usize = 400;
@@ -43,7 +46,66 @@ pub(super) enum GitError {
     Output { what: &'static str, detail: String },
 }
 
+/// HTTP credentials for a fetch: an `Authorization` header that git sends
+/// only to URLs under one base (`http.<base>.extraHeader`, which also
+/// keeps it off redirects elsewhere), given in the child's environment.
+pub(super) struct GitAuth {
+    /// `http.<base>.extraHeader`.
+    key: String,
+    /// `Authorization: Basic base64(x-access-token:<token>)`.
+    header: Secret,
+}
+
+impl std::fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitAuth")
+            .field("key", &self.key)
+            .field("header", &"***")
+            .finish()
+    }
+}
+
+impl GitAuth {
+    /// Credentials for an installation `token` under `base` (ending in `/`).
+    pub(super) fn new(base: &str, token: &Secret) -> GitAuth {
+        let mut basic = b"x-access-token:".to_vec();
+        basic.extend_from_slice(token.expose());
+        let header = format!(
+            "Authorization: Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(&basic)
+        );
+        GitAuth {
+            key: format!("http.{base}.extraHeader"),
+            header: Secret::new(header).expect("the header is not empty"),
+        }
+    }
+
+    fn apply(&self, command: &mut Command) {
+        // GIT_CONFIG_COUNT replaces any the worker was started with.
+        command
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", &self.key)
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                String::from_utf8_lossy(self.header.expose()).as_ref(),
+            );
+    }
+}
+
 impl GitError {
+    /// Whether the remote refused the credentials (or asked for some).
+    pub(super) fn is_auth_failure(&self) -> bool {
+        matches!(self, GitError::Failed { stderr, .. } if [
+            "Authentication failed",
+            "could not read Username",
+            "terminal prompts disabled",
+            "returned error: 401",
+            "returned error: 403",
+        ]
+        .iter()
+        .any(|sign| stderr.contains(sign)))
+    }
+
     /// Whether a fetch failed because the remote has no such ref (the
     /// branch was deleted since the push).
     pub(super) fn is_missing_remote_ref(&self) -> bool {
@@ -75,14 +137,19 @@ impl Git {
         self.checked(command, "init").await.map(drop)
     }
 
-    /// Fetches `git_ref` from `url` into the same ref of `mirror`.
+    /// Fetches `git_ref` from `url` into the same ref of `mirror`, with
+    /// `auth` when given.
     pub(super) async fn fetch(
         &self,
         mirror: &Path,
         url: &str,
         git_ref: &str,
+        auth: Option<&GitAuth>,
     ) -> Result<(), GitError> {
         let mut command = self.in_repository(mirror);
+        if let Some(auth) = auth {
+            auth.apply(&mut command);
+        }
         command
             .args(["fetch", "--no-tags", "--quiet"])
             .arg(url)
@@ -174,10 +241,21 @@ impl Git {
     }
 
     /// git with a fixed environment: no prompts, only the allowed
-    /// protocols, untranslated messages; killed when dropped (timeouts).
+    /// protocols, untranslated messages, no traces (they could print
+    /// headers); killed when dropped (timeouts).
     fn command(&self) -> Command {
         let mut command = Command::new("git");
+        for trace in [
+            "GIT_TRACE",
+            "GIT_TRACE_CURL",
+            "GIT_TRACE_CURL_NO_DATA",
+            "GIT_TRACE_PACKET",
+            "GIT_CURL_VERBOSE",
+        ] {
+            command.env_remove(trace);
+        }
         command
+            .env("GIT_TRACE_REDACT", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ALLOW_PROTOCOL", &self.allow_protocol)
             .env("LC_ALL", "C")
@@ -320,28 +398,4 @@ fn excerpt(stderr: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ls_tree_records() {
-        let stdout = b"100644 blob aaaa\tREADME.md\x00100755 blob bbbb\tbin/run sh\x00160000 commit cccc\tvendor/lib\0";
-        let entries = parse_ls_tree(stdout).expect("parses");
-        assert_eq!(entries.len(), 3);
-        assert_eq!(entries[1].mode, "100755");
-        assert_eq!(entries[1].object, "bbbb");
-        assert_eq!(entries[1].path, b"bin/run sh");
-        assert_eq!(entries[2].mode, "160000");
-        assert!(parse_ls_tree(b"100644 blob aaaa README\0").is_err());
-        assert!(parse_ls_tree(b"").expect("empty tree").is_empty());
-    }
-
-    #[test]
-    fn stderr_excerpts_keep_the_end() {
-        assert_eq!(excerpt(b"fatal: a\n  b\n"), "fatal: a b");
-        let long = "x".repeat(1_000) + " the reason";
-        let short = excerpt(long.as_bytes());
-        assert!(short.ends_with("the reason"), "{short}");
-        assert!(short.chars().count() <= STDERR_EXCERPT + 2);
-    }
-}
+mod tests;

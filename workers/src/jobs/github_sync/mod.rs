@@ -1,84 +1,99 @@
 //! The GitHub connector sync (openwork seed): a push to a tracked branch
-//! becomes a sync of the pushed commit into the target's folder; GitHub App
-//! lifecycle events update connector state in KV without a sync.
+//! becomes a sync of the pushed commit into the target's folder, fetched
+//! with a GitHub App installation token when `[github_sync.app]` is set;
+//! GitHub App lifecycle events update connector state in KV without a
+//! sync. Every result of a sync carries the seed's contract
+//! (`Job::connector`).
 //!
-//! One writer per target folder: syncs of one folder never interleave in a
-//! process, and a push whose branch has moved on is skipped as stale, but
-//! two replicas could both write one folder. The idempotency key
-//! (`github-sync:<target>:<repository>:<head SHA>`) only stops repeats of the
-//! same SHA, so run this worker as a single replica, or give each replica
-//! its own targets.
+//! One writer per target folder across replicas: a sync holds the folder's
+//! lock in KV (`lease.rs`) while it fetches and writes. Targets come from
+//! the TOML file and, live, from KV (`live_targets.rs`).
 
+mod app;
 mod connector_state;
+mod contract;
 mod git;
+mod lease;
+mod live_targets;
 mod materialize;
 mod push;
+mod sync;
 mod targets;
 #[cfg(test)]
 mod test_repo;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use async_nats::jetstream;
-use serde::{Deserialize, Serialize};
-use tracing::{debug, warn};
+use schemas::{ConnectorSync, Envelope};
+use tracing::{info, warn};
 
+use self::app::{App, TokenError};
+pub use self::app::{AppConfig, AppId};
 pub use self::connector_state::{InstallationState, InstallationStatus, KEY_PREFIX, RepositoryRef};
-use self::git::Git;
+use self::git::{Git, GitAuth};
+use self::lease::Locks;
+use self::live_targets::Targets;
 use self::push::{Push, PushEvent};
-pub use self::targets::{DEFAULT_STATE_DIR, GithubSyncConfig, TargetConfig};
-use self::targets::{Settings, Target};
+use self::targets::Settings;
+pub use self::targets::{DEFAULT_STATE_DIR, GithubSyncConfig, LockConfig};
 use crate::{Delivery, Job, Outcome, Report, Setup};
 
-/// The job: typed settings, git, and the connectors bucket once prepared.
+/// The job: typed settings, git, the App's tokens, and the buckets once
+/// prepared.
 pub struct GithubSync {
     settings: Settings,
     git: Git,
-    connectors: Option<jetstream::kv::Store>,
-    /// One lock per target folder: syncs of one folder never interleave in
-    /// this process.
-    folders: std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    app: Option<App>,
+    targets: Arc<Targets>,
+    /// This process in lock records: `<instance>.<pid>`.
+    holder: String,
+    buckets: Option<Buckets>,
 }
 
-/// The last commit synced into a folder, kept under `state_dir`.
-#[derive(Debug, Serialize, Deserialize)]
-struct SyncedState {
-    head_sha: String,
-    git_ref: String,
-    delivery_id: String,
-    synced_at: String,
+/// What `prepare` opens.
+struct Buckets {
+    connectors: jetstream::kv::Store,
+    locks: Locks,
 }
-
-const STATE_FILE: &str = "last-synced.json";
 
 impl GithubSync {
-    /// Parses `[github_sync]`, reporting every bad key at once.
+    /// Parses `[github_sync]` (secrets from the process environment),
+    /// reporting every bad key at once. A private key that cannot sign
+    /// fails here, naming `github_sync.app.private_key`.
     pub fn new(config: GithubSyncConfig) -> anyhow::Result<GithubSync> {
-        let settings = Settings::parse(config)?;
+        // Non-Unicode variables cannot hold what the config names; skip them.
+        let env: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .collect();
+        GithubSync::with_env(config, &env)
+    }
+
+    /// [`GithubSync::new`] with the environment given.
+    pub fn with_env(
+        config: GithubSyncConfig,
+        env: &HashMap<String, String>,
+    ) -> anyhow::Result<GithubSync> {
+        let mut settings = Settings::parse(config, env)?;
         let git = Git {
             timeout: settings.git_timeout,
             allow_protocol: settings.protocols.join(":"),
         };
+        let app = settings.app.take().map(App::new).transpose()?;
+        let targets = Arc::new(Targets::new(
+            std::mem::take(&mut settings.targets),
+            settings.state_dir.clone(),
+        ));
+        let holder = format!("{}.{}", uuid::Uuid::now_v7().simple(), std::process::id());
         Ok(GithubSync {
             settings,
             git,
-            connectors: None,
-            folders: std::sync::Mutex::default(),
+            app,
+            targets,
+            holder,
+            buckets: None,
         })
-    }
-
-    /// A branch push and the target it maps to, if any.
-    fn tracked(&self, delivery: &Delivery) -> Option<(Push, &Target)> {
-        if event_name(delivery) != Some("push") {
-            return None;
-        }
-        let Ok(PushEvent::Branch(push)) = push::parse(&delivery.payload) else {
-            return None;
-        };
-        let target = self.settings.target_for(&push.full_name, &push.branch)?;
-        Some((push, target))
     }
 
     async fn push(&self, delivery: &Delivery) -> Outcome {
@@ -93,14 +108,17 @@ impl GithubSync {
             }
             Err(error) => return Outcome::Fail(error),
         };
-        let Some(target) = self.settings.target_for(&push.full_name, &push.branch) else {
+        let Some(target) = self.targets.target_for(&push.full_name, &push.branch) else {
             return Outcome::Skip(format!(
                 "{} {} is not tracked by any target",
                 push.full_name, push.branch
             ));
         };
-        let protocol = match push.clone_url() {
-            Ok(_) => push.protocol().unwrap_or_default(),
+        if !target.auto_import {
+            return Outcome::Skip(format!("target {}: auto-import is off", target.id));
+        }
+        let (clone_url, protocol) = match push.clone_url() {
+            Ok(url) => (url, push.protocol().unwrap_or_default()),
             Err(error) => return Outcome::Fail(error),
         };
         if !self
@@ -113,125 +131,57 @@ impl GithubSync {
                 "clone URL protocol `{protocol}` is not in github_sync.protocols"
             ));
         }
-        self.sync(delivery, target, &push).await
+        let auth = match &self.app {
+            Some(app) => match self.app_auth(app, &push, clone_url).await {
+                Ok(auth) => Some(auth),
+                Err(outcome) => return outcome,
+            },
+            None => None,
+        };
+        let Some(buckets) = &self.buckets else {
+            return Outcome::retry("the lock bucket is not open");
+        };
+        sync::locked(self, buckets, delivery, &target, &push, auth.as_ref()).await
     }
 
-    /// Fetches the pushed commit into the repository's mirror and
-    /// materializes it into the target folder.
-    async fn sync(&self, delivery: &Delivery, target: &Target, push: &Push) -> Outcome {
-        let folder = target.folder(&push.owner, &push.name);
-        let state_dir = self
-            .settings
-            .state_dir
-            .join("targets")
-            .join(&target.id)
-            .join(push.repository_key());
-        let lock = self.folder_lock(&folder);
-        let _guard = lock.lock().await;
-        let sha = push.head_sha.as_str();
-        if let Err(error) = tokio::fs::create_dir_all(&state_dir).await {
-            return Outcome::retry(format!("creating {}: {error}", state_dir.display()));
-        }
-        let mirror = state_dir.join("mirror.git");
-        if let Err(error) = self.git.init_mirror(&mirror).await {
-            return Outcome::retry(error.to_string());
-        }
-        // The same head again (a redelivery the key did not catch, e.g. a
-        // crash before the key was recorded): the folder already has it.
-        if let Some(last) = read_state(&state_dir).await
-            && last.head_sha == sha
-        {
-            return Outcome::Skip(format!("target {}: {sha} is already synced", target.id));
-        }
-        let clone_url = match push.clone_url() {
-            Ok(url) => url,
-            Err(error) => return Outcome::Fail(error),
-        };
-        if let Err(error) = self.git.fetch(&mirror, clone_url, &push.git_ref).await {
-            if error.is_missing_remote_ref() {
-                return Outcome::Skip(format!(
-                    "{} {} no longer exists",
-                    push.full_name, push.git_ref
-                ));
-            }
-            return Outcome::retry(format!(
-                "fetching {} {}: {error}",
-                push.full_name, push.git_ref
+    /// The installation token for a push, or how the job ends without
+    /// one: no installation, a clone URL the token must not go to, an
+    /// installation connector state or GitHub says is suspended or gone.
+    async fn app_auth(&self, app: &App, push: &Push, clone_url: &str) -> Result<GitAuth, Outcome> {
+        let Some(installation) = push.installation_id else {
+            return Err(Outcome::Fail(
+                "push has no installation.id: with github_sync.app set, pushes must come from the App's webhook".into(),
             ));
+        };
+        if !app.covers(clone_url) {
+            return Err(Outcome::Fail(format!(
+                "clone URL {clone_url} is not under github_sync.app.git_url {}: the installation token is only sent there",
+                app.git_url()
+            )));
         }
-        match self.git.has_commit(&mirror, sha).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Outcome::retry(format!(
-                    "commit {sha} is not in {} {} after fetching",
-                    push.full_name, push.git_ref
-                ));
+        if let Some(buckets) = &self.buckets {
+            match connector_state::status(&buckets.connectors, installation).await {
+                Ok(Some(
+                    status @ (InstallationStatus::Suspended | InstallationStatus::Deleted),
+                )) => {
+                    return Err(Outcome::Skip(format!(
+                        "installation {installation} is {} (connector state)",
+                        status.as_str()
+                    )));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    warn!(error = %error, "reading connector state failed; asking GitHub")
+                }
             }
-            Err(error) => return Outcome::retry(error.to_string()),
         }
-        if let Some(reason) = self.superseded(&mirror, push).await {
-            return Outcome::Skip(format!("target {}: {reason}", target.id));
-        }
-        let changes = match materialize::materialize(&self.git, &mirror, sha, &folder).await {
-            Ok(changes) => changes,
-            Err(error) => return Outcome::retry(error.to_string()),
-        };
-        let synced = SyncedState {
-            head_sha: sha.to_owned(),
-            git_ref: push.git_ref.clone(),
-            delivery_id: delivery.envelope.id.clone(),
-            synced_at: crate::runtime::report::rfc3339(std::time::SystemTime::now()),
-        };
-        if let Err(error) = write_state(&state_dir, &synced).await {
-            warn!(error = %error, target = %target.id, "recording the synced commit failed; a repeat of this head would sync again");
-        }
-        let mut report = Report::default()
-            .count("created", changes.created)
-            .count("updated", changes.updated)
-            .count("deleted", changes.deleted)
-            .count("skipped", changes.skipped)
-            .detail("target", &target.id)
-            .detail("repository", &push.full_name)
-            .detail("ref", &push.git_ref)
-            .detail("head_sha", sha)
-            .detail("folder", folder.display().to_string());
-        for (path, error) in changes.failures {
-            report.failure(path, error);
-        }
-        debug!(target = %target.id, head_sha = %sha, "synced");
-        Outcome::Done(report)
-    }
-
-    /// Why this push should not be synced: its ref has moved on since
-    /// (a later push, whose own delivery syncs the newer head, or a force
-    /// push). Comparing with the ref's current head, rather than with the
-    /// last synced commit, keeps reordered deliveries from going backwards
-    /// and still lets a force push back to an older commit through.
-    async fn superseded(&self, mirror: &Path, push: &Push) -> Option<String> {
-        let sha = push.head_sha.as_str();
-        let head = match self.git.resolve(mirror, &push.git_ref).await {
-            Ok(Some(head)) if head != sha => head,
-            Ok(_) => return None,
-            Err(error) => {
-                warn!(error = %error, "reading the fetched ref failed; syncing");
-                return None;
-            }
-        };
-        match self.git.is_ancestor(mirror, sha, &head).await {
-            Ok(Some(true)) => Some(format!(
-                "{sha} is older than the head of {} ({head})",
-                push.git_ref
-            )),
-            _ => Some(format!(
-                "{sha} is no longer on {} (force-pushed to {head})",
-                push.git_ref
-            )),
-        }
-    }
-
-    fn folder_lock(&self, folder: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut folders = self.folders.lock().unwrap_or_else(PoisonError::into_inner);
-        folders.entry(folder.to_path_buf()).or_default().clone()
+        app.git_auth(installation)
+            .await
+            .map_err(|error| match error {
+                TokenError::Skip(reason) => Outcome::Skip(reason),
+                TokenError::Fail(error) => Outcome::Fail(error),
+                TokenError::Retry { error, after } => Outcome::Retry { error, after },
+            })
     }
 
     async fn lifecycle(&self, kind: connector_state::Lifecycle, delivery: &Delivery) -> Outcome {
@@ -240,11 +190,18 @@ impl GithubSync {
             Ok(None) => return Outcome::Skip("event without an installation".into()),
             Err(error) => return Outcome::Fail(error),
         };
-        let Some(store) = &self.connectors else {
+        let Some(buckets) = &self.buckets else {
             return Outcome::retry("the connectors bucket is not open");
         };
         let envelope = &delivery.envelope;
-        match connector_state::record(store, &change, &envelope.received_at, &envelope.id).await {
+        match connector_state::record(
+            &buckets.connectors,
+            &change,
+            &envelope.received_at,
+            &envelope.id,
+        )
+        .await
+        {
             Ok(state) => Outcome::Done(
                 Report::default()
                     .count("repositories", state.repositories.len() as u64)
@@ -260,19 +217,30 @@ impl GithubSync {
 }
 
 impl Job for GithubSync {
-    /// Pushes that map to a target dedupe on target, repository and head
-    /// SHA (a redelivery, or a second push of the same commit, syncs once);
-    /// everything else on the delivery id.
+    /// A push to a tracked branch dedupes on its sync event (target,
+    /// repository and head SHA: a redelivery, or a second push of the same
+    /// commit, syncs once); everything else on the delivery id.
     fn key(&self, delivery: &Delivery) -> Option<String> {
-        match self.tracked(delivery) {
-            Some((push, target)) => Some(format!(
-                "github-sync:{}:{}:{}",
-                target.id,
-                push.repository_key(),
-                push.head_sha
-            )),
-            None => Some(delivery.envelope.id.clone()),
+        if let Some(connector) = self.connector(&delivery.envelope) {
+            return Some(format!(
+                "{}:{}",
+                contract::KEY_PREFIX,
+                connector.connector_sync_event_id
+            ));
         }
+        // A route without GitHub normalization: the payload says the same.
+        if event_name(delivery) == Some("push")
+            && let Ok(PushEvent::Branch(push)) = push::parse(&delivery.payload)
+            && let Some(target) = self.targets.target_for(&push.full_name, &push.branch)
+        {
+            let event = contract::sync_event_id(&target.id, &push.repository_key(), &push.head_sha);
+            return Some(format!("{}:{event}", contract::KEY_PREFIX));
+        }
+        Some(delivery.envelope.id.clone())
+    }
+
+    fn connector(&self, envelope: &Envelope) -> Option<ConnectorSync> {
+        contract::connector(&self.targets, envelope)
     }
 
     async fn handle(&self, delivery: &Delivery) -> Outcome {
@@ -289,13 +257,19 @@ impl Job for GithubSync {
     }
 
     async fn prepare(&mut self, setup: &Setup<'_>) -> anyhow::Result<()> {
-        let store = broker::ensure::ensure_key_value(
-            setup.jetstream,
-            broker::catalog::connectors(),
-            setup.placement,
-        )
-        .await?;
-        self.connectors = Some(store);
+        let ensure =
+            |config| broker::ensure::ensure_key_value(setup.jetstream, config, setup.placement);
+        let connectors = ensure(broker::catalog::connectors()).await?;
+        let locks = ensure(broker::catalog::sync_locks()).await?;
+        let live = ensure(broker::catalog::sync_targets()).await?;
+        if self.buckets.is_none() {
+            live_targets::watch(live, self.targets.clone()).await?;
+        }
+        self.buckets = Some(Buckets {
+            connectors,
+            locks: Locks::new(setup.jetstream.clone(), locks, self.settings.lock),
+        });
+        info!(app = self.app.is_some(), holder = %self.holder, "github sync ready");
         Ok(())
     }
 }
@@ -308,20 +282,6 @@ fn event_name(delivery: &Delivery) -> Option<&str> {
         .as_ref()
         .map(|github| github.event.as_str())
         .or(envelope.event.as_deref())
-}
-
-async fn read_state(state_dir: &Path) -> Option<SyncedState> {
-    let bytes = tokio::fs::read(state_dir.join(STATE_FILE)).await.ok()?;
-    serde_json::from_slice(&bytes)
-        .inspect_err(|error| warn!(error = %error, "unreadable sync state; ignoring it"))
-        .ok()
-}
-
-async fn write_state(state_dir: &Path, state: &SyncedState) -> std::io::Result<()> {
-    let temp = state_dir.join(format!("{STATE_FILE}.tmp"));
-    let bytes = serde_json::to_vec_pretty(state).expect("sync state always serializes");
-    tokio::fs::write(&temp, bytes).await?;
-    tokio::fs::rename(&temp, state_dir.join(STATE_FILE)).await
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub(super) enum PushEvent {
 /// A validated branch push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Push {
+    /// `installation.id`: the GitHub App installation that sent it.
+    pub(super) installation_id: Option<u64>,
     pub(super) repository_id: Option<u64>,
     /// `owner/name`, as GitHub spells it.
     pub(super) full_name: String,
@@ -73,7 +75,13 @@ struct Payload {
     after: Option<String>,
     #[serde(default)]
     deleted: bool,
+    installation: Option<Installation>,
     repository: Option<Repository>,
+}
+
+#[derive(Deserialize)]
+struct Installation {
+    id: u64,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +138,7 @@ pub(super) fn parse(payload: &[u8]) -> Result<PushEvent, String> {
         return Err("repository.clone_url is not a URL git can fetch".into());
     }
     Ok(PushEvent::Branch(Push {
+        installation_id: payload.installation.map(|installation| installation.id),
         repository_id: repository.id,
         owner: owner.to_owned(),
         name: name.to_owned(),
@@ -141,7 +150,7 @@ pub(super) fn parse(payload: &[u8]) -> Result<PushEvent, String> {
     }))
 }
 
-fn is_sha(text: &str) -> bool {
+pub(super) fn is_sha(text: &str) -> bool {
     (text.len() == 40 || text.len() == 64)
         && text
             .bytes()
@@ -150,7 +159,7 @@ fn is_sha(text: &str) -> bool {
 
 /// git's ref name rules (`git check-ref-format --branch`), which also keep
 /// the refspec `+<ref>:<ref>` unambiguous.
-fn is_branch_name(branch: &str) -> bool {
+pub(super) fn is_branch_name(branch: &str) -> bool {
     !branch.is_empty()
         && !branch.starts_with('-')
         && !branch.ends_with('/')
@@ -191,6 +200,7 @@ mod tests {
         assert_eq!(push.owner, "octocat");
         assert_eq!(push.name, "Hello-World");
         assert_eq!(push.repository_key(), "7");
+        assert_eq!(push.installation_id, None);
         assert_eq!(push.protocol(), Some("https"));
     }
 

@@ -1,13 +1,18 @@
-//! `[github_sync]` configuration, parsed once into typed targets: which
-//! repositories and branches each target tracks, and the folder a pushed
-//! tree is materialized into.
+//! `[github_sync]` configuration, parsed once into typed settings: the
+//! mirrors' folder, git, the GitHub App, folder locks, and the targets of
+//! the TOML file compiled for matching. Live targets from KV are compiled
+//! the same way (`live_targets.rs`).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use broker::settings::SecretSource;
+use schemas::SyncTarget;
 use serde::Deserialize;
 
+use super::app::{AppConfig, AppSettings};
+use super::lease::LockSettings;
 use crate::config::ConfigError;
 
 /// Default for `github_sync.state_dir`.
@@ -30,24 +35,30 @@ pub struct GithubSyncConfig {
     /// as `GIT_ALLOW_PROTOCOL`.
     #[serde(default)]
     pub protocols: Option<Vec<String>>,
+    /// `[github_sync.app]`: fetch with GitHub App installation tokens.
     #[serde(default)]
-    pub targets: Vec<TargetConfig>,
+    pub app: Option<AppConfig>,
+    /// `[github_sync.lock]`: the folder lock's lease and wait.
+    #[serde(default)]
+    pub lock: LockConfig,
+    /// `[[github_sync.targets]]`; more live in the KV bucket
+    /// `tidegate_sync_targets`.
+    #[serde(default)]
+    pub targets: Vec<SyncTarget>,
 }
 
-/// `[[github_sync.targets]]`: the first target whose repositories and
-/// branches both match a push receives it.
-#[derive(Debug, Deserialize)]
+/// `[github_sync.lock]`.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    /// Connector target id: dedupe keys, state folders, reports.
-    pub id: String,
-    /// Patterns on `owner/name`; `*` matches within one segment.
-    pub repositories: Vec<String>,
-    /// Patterns on the branch name (`main`, `release/*`).
-    pub branches: Vec<String>,
-    /// Folder the tree is materialized into; may contain `{owner}` and
-    /// `{name}` (required when the patterns match several repositories).
-    pub path: String,
+pub struct LockConfig {
+    /// Lease of a folder lock (default 30s), renewed every third of it
+    /// while the sync runs; a crashed holder's lock expires after it.
+    #[serde(default)]
+    pub ttl: Option<String>,
+    /// How long a sync waits for a folder another sync holds (default 2m)
+    /// before it is retried later.
+    #[serde(default)]
+    pub wait: Option<String>,
 }
 
 /// The parsed `[github_sync]` section.
@@ -57,13 +68,20 @@ pub(super) struct Settings {
     pub(super) git_timeout: Duration,
     /// `GIT_ALLOW_PROTOCOL`: allowed protocols joined by `:`.
     pub(super) protocols: Vec<String>,
-    pub(super) targets: Vec<Target>,
+    pub(super) app: Option<AppSettings>,
+    pub(super) lock: LockSettings,
+    /// The TOML file's targets, in order; they come before live ones.
+    pub(super) targets: Vec<Arc<Target>>,
 }
 
-/// One sync target, validated.
+/// One sync target, validated and compiled for matching.
 #[derive(Debug)]
 pub(super) struct Target {
     pub(super) id: String,
+    pub(super) instance: String,
+    pub(super) auto_import: bool,
+    /// As configured, for conflict checks between targets.
+    pub(super) definition: SyncTarget,
     /// Lower-cased `[owner, name]` patterns (GitHub names are
     /// case-insensitive).
     repositories: Vec<[String; 2]>,
@@ -73,7 +91,11 @@ pub(super) struct Target {
 
 impl Settings {
     /// Parses and validates the section, reporting every bad key at once.
-    pub(super) fn parse(config: GithubSyncConfig) -> Result<Settings, ConfigError> {
+    /// `env` is where `{ env = ... }` secrets are looked up.
+    pub(super) fn parse(
+        config: GithubSyncConfig,
+        env: &std::collections::HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
         let mut problems = Vec::new();
         let state_dir = config
             .state_dir
@@ -81,18 +103,12 @@ impl Settings {
         if state_dir.as_os_str().is_empty() {
             problems.push("github_sync.state_dir: must not be empty".to_owned());
         }
-        let git_timeout = match config.git_timeout.as_deref() {
-            None => DEFAULT_GIT_TIMEOUT,
-            Some(text) => match humantime::parse_duration(text) {
-                Ok(duration) if !duration.is_zero() => duration,
-                _ => {
-                    problems.push(format!(
-                        "github_sync.git_timeout: `{text}` is not a duration such as 10m"
-                    ));
-                    DEFAULT_GIT_TIMEOUT
-                }
-            },
-        };
+        let git_timeout = duration(
+            &mut problems,
+            "github_sync.git_timeout",
+            config.git_timeout.as_deref(),
+            DEFAULT_GIT_TIMEOUT,
+        );
         let protocols = config.protocols.unwrap_or_else(|| vec!["https".to_owned()]);
         if protocols.is_empty() {
             problems.push("github_sync.protocols: list at least one protocol".to_owned());
@@ -108,31 +124,29 @@ impl Settings {
                 ));
             }
         }
-        if config.targets.is_empty() {
-            problems.push("github_sync.targets: configure at least one target".to_owned());
-        }
-        let mut ids = HashSet::new();
-        let mut paths = HashSet::new();
-        let mut targets = Vec::new();
-        for (index, target) in config.targets.into_iter().enumerate() {
+        let app = config
+            .app
+            .and_then(|app| AppSettings::parse(app, env, &mut problems));
+        let lock = LockSettings::parse(&config.lock, &mut problems);
+        let mut targets: Vec<Arc<Target>> = Vec::new();
+        // Every earlier definition, valid or not, for duplicate ids and
+        // folders.
+        let mut seen: Vec<SyncTarget> = Vec::new();
+        for (index, definition) in config.targets.into_iter().enumerate() {
             let key = format!("github_sync.targets[{index}]");
-            if !is_id(&target.id) {
-                problems.push(format!(
-                    "{key}.id: `{}` must be letters, digits, -, _ or .",
-                    target.id
-                ));
-            } else if !ids.insert(target.id.clone()) {
-                problems.push(format!("{key}.id: `{}` is used twice", target.id));
-            }
-            if !paths.insert(target.path.clone()) {
-                problems.push(format!(
-                    "{key}.path: `{}` is already another target's folder",
-                    target.path
-                ));
-            }
-            match parse_target(&key, target, &state_dir) {
-                Ok(target) => targets.push(target),
-                Err(mut found) => problems.append(&mut found),
+            let conflicts: Vec<String> = seen
+                .iter()
+                .filter_map(|other| definition.conflict(other))
+                .map(|why| format!("{key}: {why}"))
+                .collect();
+            seen.push(definition.clone());
+            match Target::compile(&key, definition, &state_dir) {
+                Ok(target) if conflicts.is_empty() => targets.push(Arc::new(target)),
+                Ok(_) => problems.extend(conflicts),
+                Err(mut found) => {
+                    problems.append(&mut found);
+                    problems.extend(conflicts);
+                }
             }
         }
         if !problems.is_empty() {
@@ -142,30 +156,106 @@ impl Settings {
             state_dir,
             git_timeout,
             protocols,
+            app,
+            lock,
             targets,
-        })
-    }
-
-    /// The first target tracking `full_name` at `branch`.
-    pub(super) fn target_for(&self, full_name: &str, branch: &str) -> Option<&Target> {
-        let full_name = full_name.to_ascii_lowercase();
-        let (owner, name) = full_name.split_once('/')?;
-        self.targets.iter().find(|target| {
-            target
-                .repositories
-                .iter()
-                .any(|[owner_pattern, name_pattern]| {
-                    glob(owner_pattern, owner) && glob(name_pattern, name)
-                })
-                && target
-                    .branches
-                    .iter()
-                    .any(|pattern| segments_match(pattern, branch))
         })
     }
 }
 
+/// A duration key, or its default; a bad value is a problem.
+pub(super) fn duration(
+    problems: &mut Vec<String>,
+    key: &str,
+    text: Option<&str>,
+    default: Duration,
+) -> Duration {
+    match text {
+        None => default,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(duration) if !duration.is_zero() => duration,
+            _ => {
+                problems.push(format!("{key}: `{text}` is not a duration such as 10m"));
+                default
+            }
+        },
+    }
+}
+
+/// A secret read once at start-up; the problem names the key, never the
+/// value.
+pub(super) fn secret(
+    problems: &mut Vec<String>,
+    key: &str,
+    source: &SecretSource,
+    env: &std::collections::HashMap<String, String>,
+) -> Option<verify::Secret> {
+    source
+        .require(env)
+        .map_err(|why| problems.push(format!("{key}: {why}")))
+        .ok()
+}
+
 impl Target {
+    /// Validates `definition` with the shared rules (`SyncTarget::problems`)
+    /// and this worker's own (the folder must not overlap `state_dir`).
+    pub(super) fn compile(
+        key: &str,
+        definition: SyncTarget,
+        state_dir: &Path,
+    ) -> Result<Target, Vec<String>> {
+        let mut problems = definition.problems(key);
+        let fixed = Path::new(definition.path.split('{').next().unwrap_or_default());
+        if !definition.path.is_empty()
+            && (fixed.starts_with(state_dir) || state_dir.starts_with(fixed))
+        {
+            problems.push(format!(
+                "{key}.path: `{}` overlaps github_sync.state_dir `{}`",
+                definition.path,
+                state_dir.display()
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let repositories = definition
+            .repositories
+            .iter()
+            .filter_map(|pattern| schemas::sync_target::repository_pattern(pattern))
+            .collect();
+        let branches = definition
+            .branches
+            .iter()
+            .map(|pattern| pattern.split('/').map(str::to_owned).collect())
+            .collect();
+        Ok(Target {
+            id: definition.id.clone(),
+            instance: definition.instance.clone(),
+            auto_import: definition.auto_import,
+            repositories,
+            branches,
+            path: definition.path.clone(),
+            definition,
+        })
+    }
+
+    /// Whether this target tracks `full_name` at `branch`.
+    pub(super) fn tracks(&self, full_name: &str, branch: &str) -> bool {
+        let full_name = full_name.to_ascii_lowercase();
+        let Some((owner, name)) = full_name.split_once('/') else {
+            return false;
+        };
+        self.repositories
+            .iter()
+            .any(|[owner_pattern, name_pattern]| {
+                glob(owner_pattern, owner) && glob(name_pattern, name)
+            })
+            && self
+                .branches
+                .iter()
+                .any(|pattern| segments_match(pattern, branch))
+    }
+
     /// The folder for one repository: `path` with `{owner}` and `{name}`
     /// filled in (both already valid path components).
     pub(super) fn folder(&self, owner: &str, name: &str) -> PathBuf {
@@ -173,109 +263,15 @@ impl Target {
     }
 }
 
-fn parse_target(key: &str, target: TargetConfig, state_dir: &Path) -> Result<Target, Vec<String>> {
-    let mut problems = Vec::new();
-    if target.repositories.is_empty() {
-        problems.push(format!("{key}.repositories: list at least one pattern"));
-    }
-    let mut repositories = Vec::new();
-    for pattern in &target.repositories {
-        let lower = pattern.to_ascii_lowercase();
-        match lower.split_once('/') {
-            Some((owner, name))
-                if is_pattern_segment(owner) && is_pattern_segment(name) && !name.contains('/') =>
-            {
-                repositories.push([owner.to_owned(), name.to_owned()]);
-            }
-            _ => problems.push(format!(
-                "{key}.repositories: `{pattern}` is not an owner/name pattern such as octocat/*"
-            )),
-        }
-    }
-    if target.branches.is_empty() {
-        problems.push(format!("{key}.branches: list at least one pattern"));
-    }
-    let mut branches = Vec::new();
-    for pattern in &target.branches {
-        let segments: Vec<String> = pattern.split('/').map(str::to_owned).collect();
-        if segments.iter().all(|segment| is_pattern_segment(segment)) {
-            branches.push(segments);
-        } else {
-            problems.push(format!(
-                "{key}.branches: `{pattern}` is not a branch pattern such as release/*"
-            ));
-        }
-    }
-    problems.extend(check_path(key, &target.path, &repositories, state_dir));
-    if problems.is_empty() {
-        Ok(Target {
-            id: target.id,
-            repositories,
-            branches,
-            path: target.path,
-        })
-    } else {
-        Err(problems)
-    }
-}
-
-/// A folder shared by several repositories would have each sync delete the
-/// others' files, so a path must tell them apart.
-fn check_path(
-    key: &str,
-    path: &str,
-    repositories: &[[String; 2]],
-    state_dir: &Path,
-) -> Vec<String> {
-    let mut problems = Vec::new();
-    if path.is_empty() {
-        problems.push(format!("{key}.path: must not be empty"));
-        return problems;
-    }
-    let stripped = path.replace("{owner}", "").replace("{name}", "");
-    if stripped.contains(['{', '}']) {
-        problems.push(format!(
-            "{key}.path: `{path}` may only use the placeholders {{owner}} and {{name}}"
-        ));
-    }
-    let several = repositories.len() > 1
-        || repositories
-            .iter()
-            .any(|[owner, name]| owner.contains('*') || name.contains('*'));
-    let one_owner = repositories
+/// The first of `targets` tracking `full_name` at `branch`.
+pub(super) fn target_for<'a>(
+    targets: &'a [Arc<Target>],
+    full_name: &str,
+    branch: &str,
+) -> Option<&'a Arc<Target>> {
+    targets
         .iter()
-        .all(|[owner, _]| !owner.contains('*') && *owner == repositories[0][0]);
-    if several && !path.contains("{name}") {
-        problems.push(format!(
-            "{key}.path: the repository patterns match several repositories; add {{name}} to the path so they do not overwrite each other"
-        ));
-    } else if several && !one_owner && !path.contains("{owner}") {
-        problems.push(format!(
-            "{key}.path: the repository patterns match several owners; add {{owner}} to the path so they do not overwrite each other"
-        ));
-    }
-    let fixed = Path::new(path.split('{').next().unwrap_or_default());
-    if fixed.starts_with(state_dir) || state_dir.starts_with(fixed) {
-        problems.push(format!(
-            "{key}.path: `{path}` overlaps github_sync.state_dir `{}`",
-            state_dir.display()
-        ));
-    }
-    problems
-}
-
-/// Target ids name folders and appear in dedupe keys.
-fn is_id(id: &str) -> bool {
-    !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
-fn is_pattern_segment(segment: &str) -> bool {
-    !segment.is_empty() && !segment.contains(char::is_whitespace)
+        .find(|target| target.tracks(full_name, branch))
 }
 
 /// Branch matching: the same number of `/` segments, each matched by
@@ -315,146 +311,4 @@ pub(super) fn glob(pattern: &str, text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs() {
-        let check = |pattern: &str, text: &str, expected: bool| {
-            assert_eq!(glob(pattern, text), expected, "{pattern} ~ {text}");
-        };
-        check("*", "", true);
-        check("*", "anything", true);
-        check("main", "main", true);
-        check("main", "mainline", false);
-        check("hello-*", "hello-world", true);
-        check("hello-*", "hello-", true);
-        check("hello-*", "hello", false);
-        check("*-world", "hello-world", true);
-        check("*o*o*", "foo", true);
-        check("*o*o*", "fo", false);
-        check("a*b*c", "abxbxc", true);
-        check("a*b*c", "abxbxd", false);
-        check("v1.*", "v1.2", true);
-    }
-
-    fn settings(targets: &str) -> Result<Settings, ConfigError> {
-        let text = format!("state_dir = \"/var/lib/sync\"\n{targets}");
-        let config: GithubSyncConfig = toml_value(&text);
-        Settings::parse(config)
-    }
-
-    fn toml_value(text: &str) -> GithubSyncConfig {
-        use figment::providers::{Format, Toml};
-        figment::Figment::from(Toml::string(text))
-            .extract()
-            .expect("the test config parses")
-    }
-
-    #[test]
-    fn targets_match_repositories_and_branches() {
-        let settings = settings(
-            r#"
-[[targets]]
-id = "release"
-repositories = ["octocat/hello"]
-branches = ["release/*"]
-path = "/srv/release"
-[[targets]]
-id = "all"
-repositories = ["octocat/*", "Other/Tools"]
-branches = ["main", "develop"]
-path = "/srv/all/{owner}/{name}"
-"#,
-        )
-        .expect("valid");
-        let check = |full_name: &str, branch: &str, expected: Option<&str>| {
-            assert_eq!(
-                settings
-                    .target_for(full_name, branch)
-                    .map(|target| target.id.as_str()),
-                expected,
-                "{full_name}@{branch}"
-            );
-        };
-        check("octocat/hello", "release/1.0", Some("release"));
-        check("octocat/hello", "release/1.0/fix", None);
-        check("octocat/hello", "main", Some("all"));
-        check("OctoCat/Hello", "main", Some("all"));
-        check("other/tools", "develop", Some("all"));
-        check("other/tool", "develop", None);
-        check("octocat/hello", "feature", None);
-        check("nobody/hello", "main", None);
-        check("no-slash", "main", None);
-        let all = &settings.targets[1];
-        assert_eq!(
-            all.folder("octocat", "hello"),
-            PathBuf::from("/srv/all/octocat/hello")
-        );
-    }
-
-    #[test]
-    fn bad_config_is_reported_by_key_all_at_once() {
-        let error = settings(
-            r#"
-git_timeout = "soon"
-protocols = ["HTTPS"]
-[[targets]]
-id = "a b"
-repositories = ["octocat"]
-branches = []
-path = "/srv/{repo}"
-[[targets]]
-id = "many"
-repositories = ["octocat/*"]
-branches = ["main"]
-path = "/srv/many"
-[[targets]]
-id = "owners"
-repositories = ["*/plugins"]
-branches = ["main"]
-path = "/srv/owners/{name}"
-[[targets]]
-id = "owners"
-repositories = ["octocat/x"]
-branches = ["main"]
-path = "/var/lib/sync/x"
-"#,
-        )
-        .expect_err("invalid");
-        let text = error.to_string();
-        for expected in [
-            "github_sync.git_timeout: `soon`",
-            "github_sync.protocols: `HTTPS`",
-            "github_sync.targets[0].id: `a b`",
-            "github_sync.targets[0].repositories: `octocat`",
-            "github_sync.targets[0].branches: list at least one",
-            "github_sync.targets[0].path: `/srv/{repo}` may only use",
-            "github_sync.targets[1].path: the repository patterns match several repositories",
-            "github_sync.targets[2].path: the repository patterns match several owners",
-            "github_sync.targets[3].id: `owners` is used twice",
-            "github_sync.targets[3].path: `/var/lib/sync/x` overlaps github_sync.state_dir",
-        ] {
-            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
-        }
-        assert_eq!(error.problems.len(), 10, "{text}");
-    }
-
-    #[test]
-    fn no_targets_is_an_error_and_defaults_apply() {
-        let error = Settings::parse(GithubSyncConfig::default()).expect_err("no targets");
-        assert!(error.to_string().contains("github_sync.targets"));
-        let settings = settings(
-            r#"
-[[targets]]
-id = "one"
-repositories = ["octocat/hello"]
-branches = ["main"]
-path = "/srv/hello"
-"#,
-        )
-        .expect("valid");
-        assert_eq!(settings.git_timeout, DEFAULT_GIT_TIMEOUT);
-        assert_eq!(settings.protocols, vec!["https".to_owned()]);
-    }
-}
+mod tests;

@@ -1,5 +1,8 @@
-//! The job without a broker: dispatch by event, idempotency keys, and a
-//! full sync through `handle` from a local repository.
+//! The job without a broker: dispatch by event, idempotency keys, the
+//! connector contract, and syncs through `write` (the part a folder lock
+//! guards) from a local repository.
+
+use std::path::Path;
 
 use bytes::Bytes;
 use serde_json::json;
@@ -14,14 +17,31 @@ fn job(base: &Path, protocols: &[&str]) -> GithubSync {
         state_dir: Some(base.join("state")),
         git_timeout: Some("30s".into()),
         protocols: Some(protocols.iter().map(|p| (*p).to_owned()).collect()),
-        targets: vec![TargetConfig {
+        app: None,
+        lock: LockConfig::default(),
+        targets: vec![schemas::SyncTarget {
             id: "plugins".into(),
+            instance: "inst-1".into(),
             repositories: vec!["octocat/*".into()],
             branches: vec!["main".into()],
             path: base.join("out/{name}").display().to_string(),
+            auto_import: true,
         }],
     };
-    GithubSync::new(config).expect("valid config")
+    GithubSync::with_env(config, &HashMap::new()).expect("valid config")
+}
+
+/// What a sync under its folder lock would do.
+async fn write(job: &GithubSync, delivery: &Delivery) -> Outcome {
+    let Ok(PushEvent::Branch(push)) = push::parse(&delivery.payload) else {
+        panic!("a branch push");
+    };
+    let target = job
+        .targets
+        .target_for(&push.full_name, &push.branch)
+        .expect("a tracked push");
+    let folder = target.folder(&push.owner, &push.name);
+    job.write(delivery, &target, &push, None, &folder).await
 }
 
 fn delivery(event: &str, id: &str, payload: serde_json::Value) -> Delivery {
@@ -118,7 +138,13 @@ async fn events_are_dispatched_and_keyed() {
         "fail",
     )
     .await;
-    // No bucket without `prepare`: a transient condition.
+    // No buckets without `prepare`: a transient condition.
+    check(
+        "push",
+        push("refs/heads/main", SHA, "octocat/hello", url),
+        "retry",
+    )
+    .await;
     check(
         "installation",
         json!({ "action": "created", "installation": { "id": 42 } }),
@@ -156,13 +182,15 @@ async fn a_push_syncs_its_head_and_stale_or_repeated_heads_are_skipped() {
     repo.write("README.md", "one\n", false);
     repo.write("run.sh", "#!/bin/sh\n", true);
     let first = repo.commit();
-    let outcome = job
-        .handle(&delivery(
+    let outcome = write(
+        &job,
+        &delivery(
             "push",
             "d-1",
             push("refs/heads/main", &first, "octocat/hello", &url),
-        ))
-        .await;
+        ),
+    )
+    .await;
     let Outcome::Done(report) = outcome else {
         panic!("synced: {outcome:?}");
     };
@@ -179,13 +207,15 @@ async fn a_push_syncs_its_head_and_stale_or_repeated_heads_are_skipped() {
 
     repo.write("README.md", "two\n", false);
     let second = repo.commit();
-    let outcome = job
-        .handle(&delivery(
+    let outcome = write(
+        &job,
+        &delivery(
             "push",
             "d-2",
             push("refs/heads/main", &second, "octocat/hello", &url),
-        ))
-        .await;
+        ),
+    )
+    .await;
     let Outcome::Done(report) = outcome else {
         panic!("synced: {outcome:?}");
     };
@@ -200,13 +230,15 @@ async fn a_push_syncs_its_head_and_stale_or_repeated_heads_are_skipped() {
         ("d-3", &first, "older than the head"),
         ("d-4", &second, "already synced"),
     ] {
-        let outcome = job
-            .handle(&delivery(
+        let outcome = write(
+            &job,
+            &delivery(
                 "push",
                 id,
                 push("refs/heads/main", sha, "octocat/hello", &url),
-            ))
-            .await;
+            ),
+        )
+        .await;
         let Outcome::Skip(text) = &outcome else {
             panic!("skipped: {outcome:?}");
         };
@@ -219,13 +251,15 @@ async fn a_push_syncs_its_head_and_stale_or_repeated_heads_are_skipped() {
 
     // A force push back to the first commit is synced: it is the head now.
     repo.git(&["reset", "--quiet", "--hard", &first]);
-    let outcome = job
-        .handle(&delivery(
+    let outcome = write(
+        &job,
+        &delivery(
             "push",
             "d-5",
             push("refs/heads/main", &first, "octocat/hello", &url),
-        ))
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(kind(&outcome), "done", "{outcome:?}");
     assert_eq!(
         std::fs::read_to_string(folder.join("README.md")).expect("synced"),
@@ -236,47 +270,145 @@ async fn a_push_syncs_its_head_and_stale_or_repeated_heads_are_skipped() {
     // repository is retried.
     let empty = Repo::new();
     let empty_url = format!("file://{}", empty.dir.path().display());
-    let outcome = job
-        .handle(&delivery(
+    let outcome = write(
+        &job,
+        &delivery(
             "push",
             "d-6",
             push("refs/heads/main", SHA, "octocat/empty", &empty_url),
-        ))
-        .await;
+        ),
+    )
+    .await;
     let Outcome::Skip(text) = &outcome else {
         panic!("skipped: {outcome:?}");
     };
     assert!(text.contains("no longer exists"), "{text}");
     // An unreachable repository is retried.
     let missing = format!("file://{}/missing.git", base.path().display());
-    let outcome = job
-        .handle(&delivery(
+    let outcome = write(
+        &job,
+        &delivery(
             "push",
             "d-7",
             push("refs/heads/main", SHA, "octocat/gone", &missing),
-        ))
-        .await;
+        ),
+    )
+    .await;
     assert_eq!(kind(&outcome), "retry", "{outcome:?}");
+}
+
+#[test]
+fn pushes_to_tracked_branches_carry_the_connector_contract() {
+    let base = tempfile::tempdir().expect("temp dir");
+    let job = job(base.path(), &["https"]);
+    let envelope = |event: &str, git_ref: &str, after: &str, full_name: &str| {
+        let mut delivery = delivery(event, "1_guid-9", json!({}));
+        delivery.envelope.github = Some(schemas::GithubFields {
+            delivery_id: "guid-9".into(),
+            hook_id: Some("1".into()),
+            event: event.into(),
+            installation_id: Some(42),
+            repository_id: Some(7),
+            repository_full_name: Some(full_name.into()),
+            git_ref: Some(git_ref.into()),
+            head_sha: Some(after.into()),
+        });
+        delivery
+    };
+    let tracked = envelope("push", "refs/heads/main", SHA, "octocat/hello");
+    let connector = job.connector(&tracked.envelope).expect("a tracked push");
+    assert_eq!(
+        connector,
+        schemas::ConnectorSync {
+            connector_type: "github".into(),
+            connector_instance_id: "inst-1".into(),
+            connector_target_id: "plugins".into(),
+            connector_sync_event_id: format!("plugins:7:{SHA}"),
+            delivery_id: "guid-9".into(),
+            installation_id: Some(42),
+            repository_id: Some(7),
+            repository_full_name: "octocat/hello".into(),
+            git_ref: "refs/heads/main".into(),
+            head_sha: SHA.into(),
+        }
+    );
+    // The idempotency key is the sync event, prefixed.
+    assert_eq!(
+        job.key(&tracked).as_deref(),
+        Some(format!("github-sync:plugins:7:{SHA}").as_str())
+    );
+    for untracked in [
+        envelope("push", "refs/heads/dev", SHA, "octocat/hello"),
+        envelope("push", "refs/tags/v1", SHA, "octocat/hello"),
+        envelope("push", "refs/heads/main", &"0".repeat(40), "octocat/hello"),
+        envelope("push", "refs/heads/main", SHA, "other/hello"),
+        envelope("installation", "refs/heads/main", SHA, "octocat/hello"),
+    ] {
+        assert_eq!(
+            job.connector(&untracked.envelope),
+            None,
+            "{:?}",
+            untracked.envelope.github
+        );
+    }
+}
+
+/// A throwaway App key, made by openssl as an operator would.
+fn app_key() -> String {
+    let output = std::process::Command::new("openssl")
+        .args(["genrsa", "-traditional", "2048"])
+        .output()
+        .expect("openssl is installed (the test suite needs it for App keys)");
+    assert!(output.status.success(), "openssl genrsa failed");
+    String::from_utf8(output.stdout).expect("PEM is text")
 }
 
 #[test]
 fn the_example_config_loads_and_builds() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/github-sync.toml");
     let figment = crate::config::figment(Some(&file));
-    let (runtime, config) = crate::config::load::<GithubSyncConfig>(
-        &figment,
-        "github_sync",
-        "github_sync",
-        &std::collections::HashMap::new(),
-    )
-    .expect("the example loads");
+    let env: HashMap<String, String> = [("GITHUB_APP_PRIVATE_KEY".to_owned(), app_key())].into();
+    let (runtime, config) =
+        crate::config::load::<GithubSyncConfig>(&figment, "github_sync", "github_sync", &env)
+            .expect("the example loads");
     assert_eq!(runtime.name, "github-sync");
     assert_eq!(runtime.consumer.filter_subjects, ["tidegate.in.github.>"]);
-    let job = GithubSync::new(config).expect("the example builds");
-    assert_eq!(job.settings.targets[0].id, "openwork-plugins");
+    let job = GithubSync::with_env(config, &env).expect("the example builds");
+    let app = job.app.as_ref().expect("the example uses a GitHub App");
+    assert_eq!(app.git_url(), "https://github.com/");
+    let target = job
+        .targets
+        .target_for("octocat/hello", "release/2.0")
+        .expect("the example's target tracks release branches");
+    assert_eq!(target.id, "openwork-plugins");
+    assert!(!target.instance.is_empty());
+}
+
+#[test]
+fn an_unusable_private_key_fails_naming_the_key_not_its_content() {
+    let base = tempfile::tempdir().expect("temp dir");
+    let key = base.path().join("app.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN RSA PRIVATE KEY-----\nbm90LWEta2V5\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let config: GithubSyncConfig = {
+        use figment::providers::{Format, Toml};
+        figment::Figment::from(Toml::string(&format!(
+            "[app]\nid = 42\nprivate_key = {{ file = \"{}\" }}\n",
+            key.display()
+        )))
+        .extract()
+        .expect("parses")
+    };
+    let error = GithubSync::with_env(config, &HashMap::new())
+        .err()
+        .expect("an unusable key")
+        .to_string();
     assert!(
-        job.settings
-            .target_for("octocat/hello", "release/2.0")
-            .is_some()
+        error.contains("github_sync.app.private_key: not a usable RSA private key"),
+        "{error}"
     );
+    assert!(!error.contains("bm90LWEta2V5"), "{error}");
 }
