@@ -5,11 +5,13 @@
 pub mod envelope;
 pub mod headers;
 pub mod job_result;
+pub mod plugin;
 pub mod streams;
 pub mod sync_reply;
 
 pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
 pub use job_result::{DeadLetter, ItemFailure, JobResult, JobStatus};
+pub use plugin::{PluginEvent, PluginRequest, PluginResponse, PluginStatus};
 pub use sync_reply::SyncReply;
 
 #[cfg(test)]
