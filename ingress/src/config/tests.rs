@@ -39,7 +39,18 @@ fn the_example_config_loads() {
         .iter()
         .map(|route| route.name.as_str())
         .collect();
-    assert_eq!(names, ["github", "agent", "workflow", "plugin"]);
+    assert_eq!(
+        names,
+        [
+            "github",
+            "agent",
+            "workflow",
+            "plugin",
+            "plugin-queued",
+            "withings-callback",
+            "withings-redirect"
+        ]
+    );
     let github = &config.routes[0];
     assert_eq!(github.delivery_id, DeliveryIdSource::Github);
     assert_eq!(github.body_limit, 25 << 20);

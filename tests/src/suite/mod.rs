@@ -12,6 +12,7 @@ mod github;
 mod github_sync;
 mod http_edges;
 mod large_payloads;
+mod plugin_exec;
 mod replay;
 mod secrets;
 mod secured;
