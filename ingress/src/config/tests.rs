@@ -196,3 +196,29 @@ fn keys_of_earlier_versions_say_where_they_went() {
         ]
     );
 }
+
+#[test]
+fn routes_may_share_a_path_only_with_disjoint_methods() {
+    let route = |name: &str, methods: &str| {
+        format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"/webhook/{{plugin}}/{{command}}\"\nmethods = {methods}\nsubject = \"plugin.{{plugin}}.{{command}}\"\n[routes.verifier]\nkind = \"none\"\n"
+        )
+    };
+    let disjoint = format!(
+        "{}{}",
+        route("get", "[\"GET\"]"),
+        route("post", "[\"POST\"]")
+    );
+    assert_eq!(problems(&disjoint, &[]), Vec::<String>::new());
+    let shared = format!(
+        "{}{}",
+        route("get", "[\"GET\"]"),
+        route("both", "[\"post\", \"get\"]")
+    );
+    let found = problems(&shared, &[]);
+    assert_eq!(
+        found,
+        ["routes[1] (both).path: another route has this path with GET"],
+        "{found:#?}"
+    );
+}

@@ -21,7 +21,7 @@ use schemas::plugin::InvocationMode;
 use schemas::streams::PLUGIN_QUEUED_PREFIX;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::{Delivery, Job, Outcome, Report, Setup};
 use invoke::{Failure, Invocation, invoke};
@@ -41,9 +41,24 @@ pub struct Inner {
     pub settings: Settings,
     pub registry: Arc<Registry>,
     /// The executor's environment, for the variables manifests declare.
-    pub environment: HashMap<String, String>,
+    pub environment: Environment,
     /// Set by `prepare`, before anything is invoked.
     pub jetstream: OnceLock<jetstream::Context>,
+}
+
+/// The executor's environment; `Debug` shows no values (it holds secrets).
+pub struct Environment(HashMap<String, String>);
+
+impl Environment {
+    pub fn get(&self, name: &str) -> Option<&String> {
+        self.0.get(name)
+    }
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Environment({} variables)", self.0.len())
+    }
 }
 
 pub struct Exec {
@@ -76,7 +91,7 @@ impl Exec {
             inner: Arc::new(Inner {
                 settings,
                 registry,
-                environment,
+                environment: Environment(environment),
                 jetstream: OnceLock::new(),
             }),
             hangup: Some(hangup),
@@ -128,9 +143,7 @@ impl Job for Exec {
             let stopped = CancellationToken::new();
             self.sync_stopped = Some(stopped.clone());
             tokio::spawn(async move {
-                if let Err(error) = sync::serve(inner, client, QUEUE_GROUP.into(), shutdown).await {
-                    error!(error = %error, "sync commands cannot be served");
-                }
+                sync::serve(inner, client, QUEUE_GROUP.into(), shutdown).await;
                 stopped.cancel();
             });
         }

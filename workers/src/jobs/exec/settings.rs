@@ -24,7 +24,8 @@ pub struct ExecConfig {
     /// route's `timeout` so callers get the executor's own 504.
     #[serde(default)]
     pub timeout: Option<String>,
-    /// Most bytes a command may print on stdout (default 1 MiB).
+    /// Most bytes a command may print on stdout (default 512 KiB; a sync
+    /// reply must fit in one NATS message).
     #[serde(default)]
     pub max_output: Option<String>,
     /// Most stderr bytes logged per command (default 64 KiB).
@@ -124,7 +125,7 @@ impl Settings {
                 }
             },
         };
-        let max_output = size("exec.max_output", raw.max_output.as_deref(), 1 << 20);
+        let max_output = size("exec.max_output", raw.max_output.as_deref(), 512 << 10);
         let max_log = size("exec.max_log", raw.max_log.as_deref(), 64 << 10);
         let sync_concurrency = raw.sync_concurrency.unwrap_or(8);
         if sync_concurrency == 0 {

@@ -23,20 +23,47 @@ use crate::runtime::delivery;
 const RETRY_AFTER_SECONDS: &str = "5";
 
 /// Serves requests until `shutdown`, then unsubscribes (new requests go to
-/// other replicas) and lets the ones in flight finish.
+/// other replicas) and lets the ones in flight finish. A subscription that
+/// cannot be made yet is tried again every second.
 pub async fn serve(
     inner: Arc<Inner>,
     client: Client,
     queue_group: String,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) {
     let subject = format!("{PLUGIN_SYNC_PREFIX}.>");
-    let mut requests = client
-        .queue_subscribe(subject.clone(), queue_group.clone())
-        .await?;
-    // The subscription is registered once the server has seen it.
-    client.flush().await?;
+    let requests = loop {
+        let subscribed = match client
+            .queue_subscribe(subject.clone(), queue_group.clone())
+            .await
+        {
+            // The subscription is registered once the server has seen it.
+            Ok(requests) => client
+                .flush()
+                .await
+                .map(|()| requests)
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        match subscribed {
+            Ok(requests) => break requests,
+            Err(error) => warn!(error = %error, "cannot subscribe for sync commands yet; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    };
     info!(subject = %subject, queue_group = %queue_group, concurrency = inner.settings.sync_concurrency, "serving sync commands");
+    run(inner, client, requests, shutdown).await;
+}
+
+async fn run(
+    inner: Arc<Inner>,
+    client: Client,
+    mut requests: async_nats::Subscriber,
+    shutdown: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(inner.settings.sync_concurrency));
     let mut tasks = JoinSet::new();
     loop {
@@ -51,22 +78,20 @@ pub async fn serve(
         // wait in the subscription's (bounded) buffer.
         let permit = tokio::select! {
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => {
+                let mut stopping = error_reply(503, "executor_stopping", "the executor is shutting down");
+                stopping.headers.insert("retry-after".into(), RETRY_AFTER_SECONDS.into());
+                send(&client, message.reply.clone(), &stopping).await;
+                break;
+            }
         };
         let (inner, client) = (inner.clone(), client.clone());
         let span =
             info_span!("sync", subject = %message.subject, delivery_id = tracing::field::Empty);
         tasks.spawn(
             async move {
-                if let Some(reply_to) = message.reply.clone() {
-                    let reply = respond(&inner, message.subject.as_str(), &message.payload).await;
-                    let body = serde_json::to_vec(&reply).expect("a reply always serializes");
-                    if let Err(error) = client.publish(reply_to, body.into()).await {
-                        warn!(error = %error, "sending the reply failed");
-                    }
-                } else {
-                    debug!("a sync request without a reply subject; ignored");
-                }
+                let reply = respond(&inner, message.subject.as_str(), &message.payload).await;
+                send(&client, message.reply.clone(), &reply).await;
                 drop(permit);
             }
             .instrument(span),
@@ -80,7 +105,30 @@ pub async fn serve(
     );
     while tasks.join_next().await.is_some() {}
     client.flush().await.ok();
-    Ok(())
+}
+
+/// Publishes the reply; one too large for the broker becomes a 502.
+async fn send(client: &Client, reply_to: Option<async_nats::Subject>, reply: &SyncReply) {
+    let Some(reply_to) = reply_to else {
+        debug!("a sync request without a reply subject; not answered");
+        return;
+    };
+    let mut body = serde_json::to_vec(reply).expect("a reply always serializes");
+    if body.len() > client.server_info().max_payload {
+        warn!(
+            size = body.len(),
+            "the reply exceeds the broker's max_payload"
+        );
+        let too_large = error_reply(
+            502,
+            "reply_too_large",
+            "the plugin's response is larger than a NATS message; lower exec.max_output",
+        );
+        body = serde_json::to_vec(&too_large).expect("a reply always serializes");
+    }
+    if let Err(error) = client.publish(reply_to, body.into()).await {
+        warn!(error = %error, "sending the reply failed");
+    }
 }
 
 /// The reply to one request; never fails (every problem is a status).
