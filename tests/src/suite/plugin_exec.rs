@@ -640,3 +640,45 @@ async fn sighup_reloads_plugins_and_a_bad_manifest_keeps_the_last_good_one() {
     .await;
     assert_eq!(status().await, 200, "the last good version keeps serving");
 }
+
+#[tokio::test]
+async fn a_configured_state_must_match() {
+    let fixture = Fixture::start().await;
+    let _exec = fixture
+        .start_exec(
+            &[(
+                "# WITHINGS_STATE = { env = \"WITHINGS_STATE\" }",
+                "WITHINGS_STATE = \"expected-state-5\"",
+            )],
+            "",
+        )
+        .await;
+    let response = fixture
+        .get(
+            &format!("/webhook/withings/oauth_callback?code={GOOD_CODE}&state=forged"),
+            false,
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 502);
+    let error = json(response).await["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("state does not match"), "{error}");
+    assert!(
+        fixture.tokens.forms().is_empty(),
+        "the code was not exchanged"
+    );
+    let response = fixture
+        .get(
+            &format!("/webhook/withings/oauth_callback?code={GOOD_CODE}&state=expected-state-5"),
+            false,
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert_eq!(fixture.stored_tokens().len(), 1);
+}
