@@ -2,6 +2,7 @@
 //! find the plugin and command, build and check the payload, run the
 //! executable, read its response and publish its events.
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::time::Duration;
 
 use schemas::plugin::{InvocationMode, PROTOCOL, PluginContext, PluginRequest};
@@ -75,9 +76,14 @@ pub async fn invoke(inner: &Inner, call: &Invocation<'_>) -> Result<PluginRespon
 
     let settings = inner.settings.plugins.get(&plugin.name);
     let data_dir = inner.settings.data_dir.join(&plugin.name);
-    std::fs::create_dir_all(&data_dir).map_err(|error| {
-        Failure::Broken(format!("cannot create {}: {error}", data_dir.display()))
-    })?;
+    // Only the executor's user may read what plugins keep (tokens).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
+        .map_err(|error| {
+            Failure::Broken(format!("cannot create {}: {error}", data_dir.display()))
+        })?;
     let request = PluginRequest {
         protocol: PROTOCOL,
         command: command.name.clone(),
