@@ -279,3 +279,72 @@ async fn processes_left_behind_by_a_finished_command_are_killed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+fn settings(toml: &str, env: &[(&str, &str)]) -> anyhow::Result<super::settings::Settings> {
+    use figment::providers::{Format as _, Toml};
+    let raw: super::ExecConfig = figment::Figment::from(Toml::string(toml))
+        .extract()
+        .expect("[exec] as written");
+    let env = env
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+    super::settings::Settings::compile(raw, &env)
+}
+
+#[test]
+fn exec_settings_resolve_plugin_variables_and_config() {
+    let compiled = settings(
+        r#"
+plugins_dir = "/plugins"
+data_dir = "/data"
+[plugins.withings]
+timeout = "3s"
+config = { redirect_uri = "https://example.com/cb", retries = 2 }
+[plugins.withings.env]
+WITHINGS_TOKEN_URL = "http://127.0.0.1:1/v2/oauth2"
+WITHINGS_CLIENT_SECRET = { env = "SECRET_FOR_TEST" }
+"#,
+        &[("SECRET_FOR_TEST", "s3cret")],
+    )
+    .expect("valid");
+    assert_eq!(compiled.timeout, Duration::from_secs(20));
+    assert_eq!(compiled.max_output, 512 << 10);
+    let withings = &compiled.plugins["withings"];
+    assert_eq!(withings.timeout, Some(Duration::from_secs(3)));
+    assert_eq!(
+        withings.config,
+        json!({ "redirect_uri": "https://example.com/cb", "retries": 2 })
+    );
+    let names: Vec<&str> = withings.env.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["WITHINGS_CLIENT_SECRET", "WITHINGS_TOKEN_URL"]);
+    assert_eq!(withings.env[0].1.expose(), b"s3cret");
+    assert!(
+        !format!("{compiled:?}").contains("s3cret"),
+        "a secret in Debug"
+    );
+}
+
+#[test]
+fn exec_settings_report_every_problem() {
+    let error = settings(
+        r#"
+timeout = "soon"
+sync_concurrency = 0
+[plugins.withings.env]
+WITHINGS_CLIENT_SECRET = { env = "UNSET_FOR_TEST" }
+"#,
+        &[],
+    )
+    .expect_err("invalid")
+    .to_string();
+    for part in [
+        "exec.timeout",
+        "exec.sync_concurrency",
+        "exec.plugins_dir: required",
+        "exec.data_dir: required",
+        "exec.plugins.withings.env.WITHINGS_CLIENT_SECRET: environment variable UNSET_FOR_TEST is not set",
+    ] {
+        assert!(error.contains(part), "{part:?} missing from {error}");
+    }
+}
