@@ -167,7 +167,9 @@ mod tests {
         let agent = url("/api/webhook/{agentId}");
         let workflow = url("/webhooks/{workflow}");
         let plugin = url("/webhook/{plugin}/{command}");
-        let expected: [&[&str]; 5] = [
+        let callback = url("/webhook/withings/oauth_callback");
+        let redirect = url("/api/withings/");
+        let expected: [&[&str]; 8] = [
             &[
                 "ROUTE", "METHODS", "URL", "VERIFIER", "SECRET", "MODE", "STATE",
             ],
@@ -194,6 +196,33 @@ mod tests {
             ],
             &[
                 "plugin", "GET", &plugin, "bearer", "unset", "sync", "enabled",
+            ],
+            &[
+                "plugin-queued",
+                "POST",
+                &plugin,
+                "bearer",
+                "unset",
+                "async",
+                "enabled",
+            ],
+            &[
+                "withings-callback",
+                "GET",
+                &callback,
+                "none",
+                "-",
+                "sync",
+                "enabled",
+            ],
+            &[
+                "withings-redirect",
+                "GET",
+                &redirect,
+                "none",
+                "-",
+                "sync",
+                "enabled",
             ],
         ];
         assert_eq!(rows, expected, "{text}");

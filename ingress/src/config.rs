@@ -254,15 +254,27 @@ fn compile(
         .to_owned();
 
     let mut names = HashSet::new();
-    let mut paths = HashSet::new();
+    // Two routes may share a path when their methods differ (a sync GET
+    // and a queued POST of the same plugin command).
+    let mut path_methods = HashSet::new();
     let mut routes = Vec::new();
     for (index, route) in raw.routes.into_iter().enumerate() {
         let key = format!("routes[{index}] ({})", route.name);
         if !names.insert(route.name.clone()) {
             problems.push(format!("{key}.name: another route has this name"));
         }
-        if !paths.insert(route.path.clone()) {
-            problems.push(format!("{key}.path: another route has this path"));
+        let mut shared = Vec::new();
+        for method in &route.methods {
+            let method = method.to_ascii_uppercase();
+            if !path_methods.insert((route.path.clone(), method.clone())) {
+                shared.push(method);
+            }
+        }
+        if !shared.is_empty() {
+            problems.push(format!(
+                "{key}.path: another route has this path with {}",
+                shared.join(", ")
+            ));
         }
         let admission = admission::admission(&key, &route, default_limits, problems);
         if let Some(mut route) =

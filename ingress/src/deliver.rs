@@ -135,6 +135,7 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
         path: parts.uri.path(),
         params: &params,
         query: &query,
+        raw_query: parts.uri.query().filter(|query| !query.is_empty()),
         headers: &parts.headers,
         body: &body,
         received_at,

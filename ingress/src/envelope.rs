@@ -41,6 +41,8 @@ pub struct Incoming<'a> {
     pub path: &'a str,
     pub params: &'a [(String, String)],
     pub query: &'a [(String, String)],
+    /// The query string as received, when there is one.
+    pub raw_query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
     pub received_at: SystemTime,
@@ -260,6 +262,7 @@ pub fn build_within(
         path: incoming.path.to_owned(),
         params: incoming.params.iter().cloned().collect(),
         query: incoming.query.iter().cloned().collect(),
+        raw_query: incoming.raw_query.map(str::to_owned),
         headers: safe_headers(incoming.route, incoming.headers),
         content_type: incoming
             .headers

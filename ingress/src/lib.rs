@@ -110,17 +110,24 @@ pub async fn run(
     }
 }
 
-/// One axum route per configured route, plus health and metrics.
+/// One axum route per configured path (routes sharing a path have
+/// disjoint methods), plus health and metrics.
 pub fn router(state: Arc<AppState>, routes: &[Arc<Route>]) -> Router {
     let mut app = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics));
+    let mut paths: Vec<&str> = Vec::new();
     for route in routes {
-        let allow = route
-            .methods
+        if !paths.contains(&route.path.as_str()) {
+            paths.push(&route.path);
+        }
+    }
+    for path in paths {
+        let on_path: Vec<&Arc<Route>> = routes.iter().filter(|route| route.path == path).collect();
+        let allow = on_path
             .iter()
-            .map(|method| method.as_str())
+            .flat_map(|route| route.methods.iter().map(|method| method.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
         let allow = HeaderValue::from_str(&allow).expect("method names are valid header text");
@@ -128,15 +135,17 @@ pub fn router(state: Arc<AppState>, routes: &[Arc<Route>]) -> Router {
             let allow = allow.clone();
             async move { IngressError::MethodNotAllowed { allow } }
         });
-        for method in &route.methods {
-            let filter = MethodFilter::try_from(method.clone())
-                .expect("config accepts only routable methods");
-            let (state, route) = (state.clone(), route.clone());
-            methods = methods.on(filter, move |request: Request| {
-                deliver::handle(state.clone(), route.clone(), request)
-            });
+        for route in on_path {
+            for method in &route.methods {
+                let filter = MethodFilter::try_from(method.clone())
+                    .expect("config accepts only routable methods");
+                let (state, route) = (state.clone(), route.clone());
+                methods = methods.on(filter, move |request: Request| {
+                    deliver::handle(state.clone(), route.clone(), request)
+                });
+            }
         }
-        app = app.route(&route.path, methods);
+        app = app.route(path, methods);
     }
     app.fallback(|| async { IngressError::NotFound })
         .with_state(state)

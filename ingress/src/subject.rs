@@ -49,8 +49,7 @@ pub fn check_token(value: &str) -> Result<(), TokenError> {
     if value.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
-    let allowed = |byte: u8| byte.is_ascii_alphanumeric() || b"-_~@+=:".contains(&byte);
-    if value.bytes().all(allowed) {
+    if value.bytes().all(schemas::streams::is_token_byte) {
         Ok(())
     } else {
         Err(TokenError::Forbidden)

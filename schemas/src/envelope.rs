@@ -47,6 +47,10 @@ pub struct Envelope<P = Box<RawValue>> {
     /// Query parameters (the last value wins for repeated names).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, String>,
+    /// The query string exactly as received (percent-encoded, without the
+    /// `?`), when the request had one: repeated names are all kept here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_query: Option<String>,
     /// Request headers, names lower-cased. Credentials (authorization,
     /// cookies, shared-secret headers) are never included; signature headers
     /// are, so a consumer can re-verify the payload.

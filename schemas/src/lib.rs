@@ -6,6 +6,7 @@ pub mod connector;
 pub mod envelope;
 pub mod headers;
 pub mod job_result;
+pub mod plugin;
 pub mod streams;
 pub mod sync_reply;
 pub mod sync_target;
@@ -13,6 +14,7 @@ pub mod sync_target;
 pub use connector::{ConnectorSync, GITHUB_CONNECTOR};
 pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
 pub use job_result::{DeadLetter, ItemFailure, JobResult, JobStatus};
+pub use plugin::{PluginEvent, PluginRequest, PluginResponse, PluginStatus};
 pub use sync_reply::SyncReply;
 pub use sync_target::SyncTarget;
 

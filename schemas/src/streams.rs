@@ -65,3 +65,26 @@ pub const SYNC_TARGETS_BUCKET: &str = "tidegate_sync_targets";
 /// KV bucket of folder locks: one key per target folder while a sync
 /// writes it, with a per-key TTL (the lease) renewed while the sync runs.
 pub const SYNC_LOCKS_BUCKET: &str = "tidegate_sync_locks";
+// --- Plugin executor (`tidegate-exec`, the ductile seed) --------------------
+
+/// Synchronous plugin commands: `tidegate.sync.plugin.<plugin>.<command>`,
+/// answered by an executor replica of the queue group.
+pub const PLUGIN_SYNC_PREFIX: &str = "tidegate.sync.plugin";
+/// Queued plugin commands: `tidegate.in.plugin.<plugin>.<command>`, stored
+/// deliveries consumed through the worker runtime.
+pub const PLUGIN_QUEUED_PREFIX: &str = "tidegate.in.plugin";
+/// Events plugins emit: `tidegate.in.events.<plugin>.<type>` (a dotted type
+/// such as `withings.authorized` adds one token per part), stored as
+/// envelopes for other workers.
+pub const PLUGIN_EVENTS_PREFIX: &str = "tidegate.in.events";
+
+/// Whether `value` can be one subject token: 1 to [`MAX_TOKEN_LEN`]
+/// characters from `A-Z a-z 0-9 - _ ~ @ + = :`.
+pub fn is_subject_token(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_TOKEN_LEN && value.bytes().all(is_token_byte)
+}
+
+/// Whether `byte` may appear in a subject token.
+pub fn is_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"-_~@+=:".contains(&byte)
+}

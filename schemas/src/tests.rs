@@ -94,6 +94,7 @@ fn sample(encoding: PayloadEncoding, payload: Option<&RawValue>) -> Envelope<&Ra
         path: "/v1/webhooks/connectors/github".into(),
         params: Default::default(),
         query: Default::default(),
+        raw_query: None,
         headers: [("x-github-event".to_owned(), "push".to_owned())].into(),
         content_type: Some("application/json".into()),
         payload_encoding: encoding,
@@ -316,4 +317,32 @@ fn connector_results_written_by_the_types_match_the_schema() {
         !validator.is_valid(&mistyped),
         "accepted a string repositoryId"
     );
+}
+
+#[test]
+fn plugin_protocol_examples_match_their_schemas_and_types() {
+    assert_eq!(
+        check_examples::<PluginRequest>("plugin-request.", "plugin-request.v1.schema.json"),
+        2
+    );
+    assert_eq!(
+        check_examples::<PluginResponse>("plugin-response.", "plugin-response.v1.schema.json"),
+        2
+    );
+}
+
+#[test]
+fn plugin_response_schema_refuses_event_types_that_are_not_subject_tokens() {
+    let text = std::fs::read_to_string(crate_dir().join("json/plugin-response.v1.schema.json"))
+        .expect("schema file is readable");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let with_type = |event_type: &str| serde_json::json!({ "status": "ok", "events": [{ "type": event_type }] });
+    assert!(validator.is_valid(&with_type("withings.authorized")));
+    for hostile in ["", "a..b", "a.*", "a.>", "a b", ".a", "a."] {
+        assert!(
+            !validator.is_valid(&with_type(hostile)),
+            "accepted event type {hostile:?}"
+        );
+    }
 }

@@ -15,6 +15,7 @@ pub mod process;
 pub mod receiver;
 pub mod security;
 pub mod sign;
+pub mod token_endpoint;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

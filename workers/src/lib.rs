@@ -33,6 +33,9 @@ pub mod metric {
     /// Counters: started and finished attempts (in flight = started − finished).
     pub const STARTED: &str = "tidegate_worker_started_total";
     pub const FINISHED: &str = "tidegate_worker_finished_total";
+    /// Counter: plugin commands run by `tidegate-exec`, by `mode` (sync or
+    /// queued) and `outcome`.
+    pub const EXEC_COMMANDS: &str = "tidegate_exec_commands_total";
 }
 
 /// Connects, prepares streams, buckets and the durable consumer, serves
@@ -58,6 +61,7 @@ pub async fn run<J: Job>(
     let setup = Setup {
         jetstream: &jetstream,
         placement,
+        shutdown: shutdown.clone(),
     };
     let prepared = wait_for_streams(&setup, &config, &mut job, &shutdown).await?;
     if let Some(address) = config.listen {
@@ -84,7 +88,8 @@ pub async fn run<J: Job>(
         idempotency: prepared.idempotency,
         job,
     });
-    runtime::consume::run(shared, prepared.consumer, shutdown).await;
+    runtime::consume::run(shared.clone(), prepared.consumer, shutdown).await;
+    shared.job.finish().await;
     client.flush().await.ok();
     Ok(())
 }

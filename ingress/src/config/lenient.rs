@@ -115,7 +115,7 @@ mod tests {
     fn routes_without_their_secret_are_reported_not_refused() {
         assert!(Config::from_toml(EXAMPLE, &HashMap::new()).is_err());
         let loaded = lenient(EXAMPLE, &[]).expect("loads without secrets");
-        assert_eq!(loaded.config.routes.len(), 4);
+        assert_eq!(loaded.config.routes.len(), 7);
         let unset: Vec<(&str, &[String])> = loaded
             .unset
             .iter()
@@ -126,6 +126,7 @@ mod tests {
             [
                 ("github", &["env GITHUB_WEBHOOK_SECRET".to_owned()][..]),
                 ("plugin", &["env TIDEGATE_API_TOKEN".to_owned()][..]),
+                ("plugin-queued", &["env TIDEGATE_API_TOKEN".to_owned()][..]),
             ]
         );
         // Nothing stands in for the missing secrets: these verifiers hold

@@ -39,7 +39,18 @@ fn the_example_config_loads() {
         .iter()
         .map(|route| route.name.as_str())
         .collect();
-    assert_eq!(names, ["github", "agent", "workflow", "plugin"]);
+    assert_eq!(
+        names,
+        [
+            "github",
+            "agent",
+            "workflow",
+            "plugin",
+            "plugin-queued",
+            "withings-callback",
+            "withings-redirect"
+        ]
+    );
     let github = &config.routes[0];
     assert_eq!(github.delivery_id, DeliveryIdSource::Github);
     assert_eq!(github.body_limit, 25 << 20);
@@ -183,5 +194,31 @@ fn keys_of_earlier_versions_say_where_they_went() {
             "nats_url: moved to [nats] url (TIDEGATE_NATS_URL still sets it)",
             "stream.replicas: moved to jetstream.replicas (every stream and bucket)",
         ]
+    );
+}
+
+#[test]
+fn routes_may_share_a_path_only_with_disjoint_methods() {
+    let route = |name: &str, methods: &str| {
+        format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"/webhook/{{plugin}}/{{command}}\"\nmethods = {methods}\nsubject = \"plugin.{{plugin}}.{{command}}\"\n[routes.verifier]\nkind = \"none\"\n"
+        )
+    };
+    let disjoint = format!(
+        "{}{}",
+        route("get", "[\"GET\"]"),
+        route("post", "[\"POST\"]")
+    );
+    assert_eq!(problems(&disjoint, &[]), Vec::<String>::new());
+    let shared = format!(
+        "{}{}",
+        route("get", "[\"GET\"]"),
+        route("both", "[\"post\", \"get\"]")
+    );
+    let found = problems(&shared, &[]);
+    assert_eq!(
+        found,
+        ["routes[1] (both).path: another route has this path with GET"],
+        "{found:#?}"
     );
 }

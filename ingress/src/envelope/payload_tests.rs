@@ -33,6 +33,7 @@ fn round_trip(body: &[u8]) -> (PayloadEncoding, Vec<u8>) {
         path: "/r",
         params: &[],
         query: &[],
+        raw_query: None,
         headers: &headers,
         body,
         received_at: UNIX_EPOCH,

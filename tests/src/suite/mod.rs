@@ -16,6 +16,7 @@ mod github_app;
 mod github_sync;
 mod http_edges;
 mod large_payloads;
+mod plugin_exec;
 mod replay;
 mod secrets;
 mod secured;

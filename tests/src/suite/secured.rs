@@ -1,8 +1,8 @@
 //! Every binary against a secured broker, read from the same `[nats]`
 //! keys: user and password, a creds file (operator mode, JWT and nkey),
 //! and mutual TLS. The ingress stores, the forwarder delivers, github-sync
-//! consumes and reports, the CLI lists — and a client without the
-//! credentials is refused.
+//! consumes and reports, tidegate-exec answers a sync command, the CLI
+//! lists — and a client without the credentials is refused.
 
 use std::time::Duration;
 
@@ -15,9 +15,25 @@ use crate::receiver::{Receiver, Script};
 use crate::security::Auth;
 use crate::{NatsServer, TestIngress, eventually, sign};
 
+/// A public sync plugin route, for tidegate-exec.
+const PLUGIN_ROUTE: &str = r#"
+[[routes]]
+name = "plugin"
+path = "/webhook/{plugin}/{command}"
+methods = ["GET"]
+mode = "sync"
+subject = "plugin.{plugin}.{command}"
+timeout = "10s"
+[routes.verifier]
+kind = "none"
+"#;
+
 async fn every_binary_works_with(auth: Auth) {
     let nats = NatsServer::start_secured(auth).await;
-    let routes = format!("[nats]\n{}\n{OPEN_ROUTE}\n{GITHUB_ROUTE}", nats.nats_toml());
+    let routes = format!(
+        "[nats]\n{}\n{OPEN_ROUTE}\n{GITHUB_ROUTE}\n{PLUGIN_ROUTE}",
+        nats.nats_toml()
+    );
     let ingress =
         TestIngress::start(&nats, &routes, &[("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)]).await;
 
@@ -86,6 +102,51 @@ async fn every_binary_works_with(auth: Auth) {
     })
     .await;
     assert_eq!(result.status, JobStatus::Skipped, "{result:?}");
+
+    // tidegate-exec answers a sync command.
+    let plugins = tempfile::tempdir().expect("temp dir");
+    let echo = plugins.path().join("plugins/echo");
+    std::fs::create_dir_all(&echo).expect("plugin folder");
+    std::fs::write(
+        echo.join("manifest.yaml"),
+        "name: echo\ncommands: [{name: run, type: read}]\n",
+    )
+    .expect("manifest");
+    std::fs::write(
+        echo.join("run"),
+        "#!/bin/sh\ncat >/dev/null\necho '{\"status\": \"ok\", \"result\": \"pong\"}'\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(
+        echo.join("run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let exec_config = format!(
+        "name = \"exec\"\n[nats]\nurl = \"{url}\"\n{auth_toml}\n[consumer]\nfilter_subjects = \"tidegate.in.plugin.>\"\n[exec]\nplugins_dir = \"{root}/plugins\"\ndata_dir = \"{root}/data\"\n",
+        url = nats.url(),
+        auth_toml = nats.nats_toml(),
+        root = plugins.path().display(),
+    );
+    let _exec = WorkerProcess::start("tidegate-exec", &exec_config, &[]);
+    let answer = eventually(
+        Duration::from_secs(30),
+        "tidegate-exec's answer",
+        || async {
+            let response = ingress
+                .http
+                .get(ingress.url("/webhook/echo/run"))
+                .send()
+                .await
+                .ok()?;
+            if response.status() != 200 {
+                return None;
+            }
+            response.json::<serde_json::Value>().await.ok()
+        },
+    )
+    .await;
+    assert_eq!(answer["result"], "pong", "{auth:?}");
 
     // The CLI lists, with the credentials from its configuration file.
     let config = nats.store_dir().join("cli.toml");

@@ -1,4 +1,5 @@
 //! Business logic only: each job maps a delivery to an `Outcome`.
 
+pub mod exec;
 pub mod forward;
 pub mod github_sync;

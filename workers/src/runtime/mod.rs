@@ -45,6 +45,13 @@ pub trait Job: Send + Sync + 'static {
     fn prepare(&mut self, _setup: &Setup<'_>) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
     }
+
+    /// Called once consuming has stopped at shutdown: a job that serves
+    /// work outside the stream (request/reply subscriptions started in
+    /// `prepare`) lets it finish here. Does nothing by default.
+    fn finish(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// What a job's `prepare` gets: JetStream and the placement every stream
@@ -52,6 +59,8 @@ pub trait Job: Send + Sync + 'static {
 pub struct Setup<'a> {
     pub jetstream: &'a async_nats::jetstream::Context,
     pub placement: broker::Placement,
+    /// Cancelled at shutdown, for work a job starts in `prepare`.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// What a job concluded.
