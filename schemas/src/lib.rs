@@ -7,10 +7,14 @@ pub mod headers;
 pub mod job_result;
 pub mod streams;
 pub mod sync_reply;
+pub mod webhook_item;
 
 pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
 pub use job_result::{DeadLetter, ItemFailure, JobResult, JobStatus};
 pub use sync_reply::SyncReply;
+pub use webhook_item::{
+    DeleteItems, DeletedItems, InboxItem, ItemEncoding, PendingItem, PendingItems,
+};
 
 #[cfg(test)]
 mod tests;

@@ -55,3 +55,20 @@ pub fn delivery_token(delivery_id: &str) -> String {
 
 /// Longest accepted subject token (one rendered template variable).
 pub const MAX_TOKEN_LEN: usize = 128;
+
+// --- nexus: agent inbox and consumer API -----------------------------------
+
+/// Deliveries routed to agents: `tidegate.in.agent.<agentId>.<source>`. The
+/// consumer API and the inbox worker read this layout.
+pub const AGENT_PREFIX: &str = "tidegate.in.agent";
+/// Durable consumers of the consumer API, one per agent and source:
+/// `tidegate_api_<32 hex digits of SHA-256(agentId "\n" source)>`.
+pub const API_CONSUMER_PREFIX: &str = "tidegate_api_";
+/// KV bucket: the ack subject of the latest lease of every item the
+/// consumer API handed out (key: the item id, its stream sequence), so any
+/// ingress replica can complete a `DELETE`.
+pub const API_LEASES_BUCKET: &str = "tidegate_api_leases";
+/// KV bucket: the inbox worker's progress per delivery (file written,
+/// notify done), so a redelivery neither writes a second file nor skips
+/// the notification.
+pub const INBOX_BUCKET: &str = "tidegate_inbox";
