@@ -104,6 +104,9 @@ pub struct Route {
     /// `allow_ips` and rate limits, checked before the body is read;
     /// `None` (nothing configured) costs a request one branch.
     pub admission: Option<Admission>,
+    /// Whether a body sent as JSON must parse (400 otherwise). When false
+    /// it is stored whatever it is: verbatim if it is JSON, else base64.
+    pub validate_json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,6 +479,7 @@ fn compile_route(
         verifier: verifier?,
         // Filled in by `compile`, which holds the `http.rate_limit` default.
         admission: None,
+        validate_json: raw.validate_json.unwrap_or(true),
     })
 }
 
