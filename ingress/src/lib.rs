@@ -4,6 +4,7 @@
 
 pub mod client_ip;
 pub mod config;
+pub mod consumer_api;
 pub mod deliver;
 pub mod envelope;
 pub mod error;
@@ -45,6 +46,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Bounds the WARN lines for refused deliveries (metrics count each).
     pub refusals: telemetry::LogLimiter,
+    /// `GET /api/webhook/pending`, `DELETE /api/webhook/items`, when
+    /// configured.
+    pub consumer_api: Option<consumer_api::ConsumerApi>,
 }
 
 /// Connects to NATS, keeps the stream present, and serves until `shutdown`
@@ -55,11 +59,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let metrics = telemetry::metrics_handle();
-    let route_names: Vec<&str> = config
+    let mut route_names: Vec<&str> = config
         .routes
         .iter()
         .map(|route| route.name.as_str())
         .collect();
+    if config.consumer_api.is_some() {
+        route_names.push(consumer_api::METRIC_ROUTE);
+        consumer_api::register_metrics();
+    }
     telemetry::register_metrics(&route_names);
     let broker = Broker::start(config.broker.clone()).await?;
     // The maintainer ends the ingress when the broker cannot be used at
@@ -81,6 +89,7 @@ pub async fn run(
         http: config.http.clone(),
         metrics,
         refusals: telemetry::LogLimiter::default(),
+        consumer_api: config.consumer_api.map(consumer_api::ConsumerApi::new),
     });
     let app = router(state, &config.routes);
     info!(address = %listener.local_addr()?, routes = config.routes.len(), "listening");
@@ -137,6 +146,9 @@ pub fn router(state: Arc<AppState>, routes: &[Arc<Route>]) -> Router {
             });
         }
         app = app.route(&route.path, methods);
+    }
+    if state.consumer_api.is_some() {
+        app = consumer_api::mount(app);
     }
     app.fallback(|| async { IngressError::NotFound })
         .with_state(state)

@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub(super) http: RawHttp,
     pub(super) log: RawLog,
     pub(super) routes: Vec<RawRoute>,
+    pub(super) consumer_api: Option<super::consumer_api::RawConsumerApi>,
 }
 
 impl Default for RawConfig {
@@ -32,6 +33,7 @@ impl Default for RawConfig {
             http: RawHttp::default(),
             log: RawLog::default(),
             routes: Vec::new(),
+            consumer_api: None,
         }
     }
 }
