@@ -2,3 +2,4 @@
 
 pub mod forward;
 pub mod github_sync;
+pub mod inbox;
