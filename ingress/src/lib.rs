@@ -84,6 +84,14 @@ pub async fn run(
         }
     });
     warn_about_open_routes(&config.routes);
+    if let Some(api) = &config.consumer_api {
+        info!(
+            pending = consumer_api::PENDING_PATH,
+            items = consumer_api::DELETE_PATH,
+            visibility_timeout = ?api.visibility_timeout,
+            "consumer API enabled"
+        );
+    }
     let state = Arc::new(AppState {
         broker: broker.clone(),
         http: config.http.clone(),
@@ -162,7 +170,17 @@ fn warn_about_open_routes(routes: &[Arc<Route>]) {
         let unsigned = match (&verifier.scheme, &verifier.secrets) {
             (Scheme::None, _) => true,
             (_, Secrets::Fixed(secrets)) => secrets.is_empty() && verifier.open_when_unset,
-            (_, Secrets::PerRequest { .. }) => false,
+            (_, Secrets::PerRequest { known, .. }) => {
+                if verifier.open_when_unset {
+                    warn!(
+                        route = %route.name,
+                        path = %route.path,
+                        secrets_set = known.len(),
+                        "ROUTE ACCEPTS UNSIGNED REQUESTS wherever no secret variable is set for the request's values"
+                    );
+                }
+                false
+            }
         };
         if unsigned {
             warn!(

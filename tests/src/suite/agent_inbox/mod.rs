@@ -9,6 +9,7 @@ mod worker;
 use base64::Engine as _;
 
 use super::{envelope, json};
+use crate::logs::CapturedLogs;
 use crate::{NatsServer, TestIngress};
 
 /// The route as `deploy/examples/tidegate.toml` has it: bodies never
@@ -219,6 +220,7 @@ async fn hostile_agent_ids_and_sources_never_reach_a_subject() {
 
 #[tokio::test]
 async fn the_pair_secret_wins_over_the_agent_secret() {
+    let logs = CapturedLogs::install();
     let nats = NatsServer::start().await;
     let ingress = TestIngress::start(
         &nats,
@@ -257,6 +259,12 @@ async fn the_pair_secret_wins_over_the_agent_secret() {
         202
     );
     assert_eq!(nats.stored_deliveries().await.len(), 3);
+    let logs = logs.text();
+    assert!(
+        logs.contains("ROUTE ACCEPTS UNSIGNED REQUESTS") && logs.contains("route=agent"),
+        "no start-up warning for the open agent route"
+    );
+    assert!(!logs.contains("abc123") && !logs.contains("flickclaw-any-source"));
 }
 
 #[tokio::test]
