@@ -194,3 +194,81 @@ pub fn sync_locks() -> kv::Config {
         ..Default::default()
     }
 }
+
+// --- nexus: agent inbox and consumer API -------------------------------------
+
+/// The consumer API's durable consumer for one agent and source. Each
+/// delivery on `tidegate.in.agent.<agent>.<source>` is reachable through
+/// exactly this consumer, so whatever filters pollers combine, an item is
+/// leased by one of them at a time. `ack_wait` is the visibility timeout:
+/// an item handed out and not deleted within it is handed out again.
+/// Items never expire from the consumer (no `max_deliver`): they stay
+/// pending until deleted or until the stream ages them out.
+pub fn api_consumer(
+    agent: &str,
+    source: &str,
+    visibility_timeout: Duration,
+) -> consumer::pull::Config {
+    use schemas::streams::AGENT_PREFIX;
+    consumer::pull::Config {
+        durable_name: Some(api_consumer_name(agent, source)),
+        description: Some(format!(
+            "tidegate consumer API: agent {agent}, source {source}"
+        )),
+        filter_subject: format!("{AGENT_PREFIX}.{agent}.{source}"),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait: visibility_timeout,
+        max_deliver: -1,
+        // Items leased at once per agent and source; a poller that keeps
+        // leasing without deleting gets nothing more until leases expire.
+        max_ack_pending: 10_000,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ..Default::default()
+    }
+}
+
+/// `tidegate_api_<32 hex digits>`: a hash, because agent and source tokens
+/// may hold characters a consumer name should not, and joining them with
+/// any separator they may contain would be ambiguous.
+pub fn api_consumer_name(agent: &str, source: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::new()
+        .chain_update(agent.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(source.as_bytes())
+        .finalize();
+    format!(
+        "{}{}",
+        schemas::streams::API_CONSUMER_PREFIX,
+        hex::encode(&digest[..16])
+    )
+}
+
+/// The ack subject of each item's latest lease, keyed by its stream
+/// sequence: whichever ingress replica receives the `DELETE` acknowledges
+/// with it. Records are removed on delete; the rest age out.
+pub fn api_leases() -> kv::Config {
+    kv::Config {
+        bucket: schemas::streams::API_LEASES_BUCKET.to_owned(),
+        description: "tidegate consumer API leases (item id → ack subject)".to_owned(),
+        history: 1,
+        // Far beyond any visibility timeout; a lapsed record only means
+        // that item must be fetched again before it can be deleted.
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// The inbox worker's progress per delivery (`<agent>.<stream sequence>`:
+/// written, notified). Needed only while a delivery can be redelivered.
+pub fn inbox_progress() -> kv::Config {
+    kv::Config {
+        bucket: schemas::streams::INBOX_BUCKET.to_owned(),
+        description: "tidegate inbox worker progress (file written, agent notified)".to_owned(),
+        history: 1,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}

@@ -2,12 +2,14 @@
 //! with every auth mode (`connect`, `settings`), one declaration of every
 //! stream, bucket and consumer (`catalog`) behind one create-or-update
 //! (`ensure`), bounded publishing (`publish`), large payloads (`payload`),
+//! nexus webhook item payloads (`item`),
 //! job result lookup (`results`), readiness probing (`readiness`) and
 //! finding a nats-server binary for dev mode and tests (`server`).
 
 pub mod catalog;
 pub mod connect;
 pub mod ensure;
+pub mod item;
 pub mod payload;
 pub mod publish;
 pub mod readiness;

@@ -219,11 +219,14 @@ fn build(
         Some(&route.source),
         route.agent.as_ref(),
     ];
-    let secret_template = match &route.verifier.secrets {
-        Secrets::PerRequest { env_name, .. } => Some(env_name),
-        Secrets::Fixed(_) => None,
+    let secret_templates = match &route.verifier.secrets {
+        Secrets::PerRequest { env_names, .. } => env_names
+            .iter()
+            .map(|env_name| &env_name.template)
+            .collect(),
+        Secrets::Fixed(_) => Vec::new(),
     };
-    for template in templates.into_iter().flatten().chain(secret_template) {
+    for template in templates.into_iter().flatten().chain(secret_templates) {
         for var in template.vars() {
             if let Var::Query(name) = var
                 && !query.iter().any(|(candidate, _)| candidate == name)
@@ -328,16 +331,20 @@ fn secret(route: &Route, loaded: &Lenient, vars: &Vars<'_>) -> anyhow::Result<Op
             Some(secret) => return Ok(Some(secret.clone())),
             None => "its secret".to_owned(),
         },
-        Secrets::PerRequest { env_name, known } => {
-            let name = env_name.render(vars).map_err(|error| {
-                anyhow!(
-                    "naming the secret variable of route {}: {error}",
-                    route.name
-                )
-            })?;
-            match known.get(&name) {
-                Some(secret) => return Ok(Some(secret.clone())),
-                None => name,
+        // The first variable that is set wins, as in the ingress.
+        Secrets::PerRequest { env_names, known } => {
+            let names: Vec<String> = env_names
+                .iter()
+                .filter_map(|env_name| env_name.render(vars))
+                .collect();
+            if let Some(secret) = names.iter().find_map(|name| known.get(name)) {
+                return Ok(Some(secret.clone()));
+            }
+            if names.is_empty() {
+                "a secret variable (these values name none: one contains `_` or is missing)"
+                    .to_owned()
+            } else {
+                names.join(" or ")
             }
         }
     };

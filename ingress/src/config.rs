@@ -3,6 +3,7 @@
 //! these types; every invalid key is reported at start-up, all at once.
 
 mod admission;
+mod consumer_api;
 mod lenient;
 mod raw;
 mod verifier;
@@ -35,7 +36,7 @@ pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// variables (`TIDEGATE_CONFIG`, secrets such as `TIDEGATE_API_TOKEN`) are
 /// not configuration keys and are left alone. `TIDEGATE_NATS_URL` sets
 /// `nats.url`.
-const ENV_KEYS: [&str; 8] = [
+const ENV_KEYS: [&str; 9] = [
     "listen",
     "public_url",
     "nats",
@@ -44,6 +45,7 @@ const ENV_KEYS: [&str; 8] = [
     "http",
     "log",
     "routes",
+    "consumer_api",
 ];
 
 /// Keys of earlier versions, with where they went.
@@ -71,6 +73,9 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub routes: Vec<Arc<Route>>,
+    /// `GET /api/webhook/pending` and `DELETE /api/webhook/items`, when
+    /// `[consumer_api]` is configured.
+    pub consumer_api: Option<crate::consumer_api::ApiConfig>,
 }
 
 /// One configured webhook endpoint.
@@ -104,6 +109,9 @@ pub struct Route {
     /// `allow_ips` and rate limits, checked before the body is read;
     /// `None` (nothing configured) costs a request one branch.
     pub admission: Option<Admission>,
+    /// Whether a body sent as JSON must parse (400 otherwise). When false
+    /// it is stored whatever it is: verbatim if it is JSON, else base64.
+    pub validate_json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +293,11 @@ fn compile(
         }
     }
 
+    let consumer_api = raw.consumer_api.and_then(|api| {
+        let route_paths: Vec<&str> = routes.iter().map(|route| route.path.as_str()).collect();
+        consumer_api::compile(api, &route_paths, env, policy, problems)
+    });
+
     Config {
         listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
         public_url,
@@ -292,6 +305,7 @@ fn compile(
         http,
         log,
         routes,
+        consumer_api,
     }
 }
 
@@ -488,6 +502,7 @@ fn compile_route(
         verifier: verifier?,
         // Filled in by `compile`, which holds the `http.rate_limit` default.
         admission: None,
+        validate_json: raw.validate_json.unwrap_or(true),
     })
 }
 

@@ -201,13 +201,21 @@ pub fn build_within(
     let media = media_type(incoming.headers);
     let body = incoming.body;
     let verbatim: Option<&RawValue> = if !body.is_empty() && is_json(media.as_deref()) {
-        let raw: &RawValue = serde_json::from_slice(body).map_err(|error| {
-            IngressError::BadRequest(format!("body is not valid JSON: {error}"))
-        })?;
-        // Surrounding whitespace would be lost by embedding, and a bare
-        // `null` reads back as no payload at all (`Option` in
-        // `schemas::Envelope`); such a body keeps its exact bytes as base64.
-        (raw.get().len() == body.len() && raw.get() != "null").then_some(raw)
+        match serde_json::from_slice::<&RawValue>(body) {
+            // Surrounding whitespace would be lost by embedding, and a bare
+            // `null` reads back as no payload at all (`Option` in
+            // `schemas::Envelope`); such a body keeps its exact bytes as
+            // base64.
+            Ok(raw) => (raw.get().len() == body.len() && raw.get() != "null").then_some(raw),
+            // Stored as is (base64) where the route says bodies are never
+            // parsed (the nexus seed).
+            Err(_) if !incoming.route.validate_json => None,
+            Err(error) => {
+                return Err(IngressError::BadRequest(format!(
+                    "body is not valid JSON: {error}"
+                )));
+            }
+        }
     } else {
         None
     };

@@ -56,6 +56,8 @@ pub enum IngressError {
     BadReply,
     #[error("internal error")]
     Internal,
+    #[error("the consumer API does not serve agent {0}")]
+    AgentNotServed(String),
 }
 
 #[derive(Serialize)]
@@ -84,6 +86,7 @@ impl IngressError {
             IngressError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             IngressError::BadReply => StatusCode::BAD_GATEWAY,
             IngressError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            IngressError::AgentNotServed(_) => StatusCode::NOT_FOUND,
         }
     }
 
@@ -107,6 +110,7 @@ impl IngressError {
             IngressError::GatewayTimeout => "worker_timeout",
             IngressError::BadReply => "bad_worker_reply",
             IngressError::Internal => "internal",
+            IngressError::AgentNotServed(_) => "agent_not_served",
         }
     }
 

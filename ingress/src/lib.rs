@@ -4,6 +4,7 @@
 
 pub mod client_ip;
 pub mod config;
+pub mod consumer_api;
 pub mod deliver;
 pub mod envelope;
 pub mod error;
@@ -45,6 +46,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Bounds the WARN lines for refused deliveries (metrics count each).
     pub refusals: telemetry::LogLimiter,
+    /// `GET /api/webhook/pending`, `DELETE /api/webhook/items`, when
+    /// configured.
+    pub consumer_api: Option<consumer_api::ConsumerApi>,
 }
 
 /// Connects to NATS, keeps the stream present, and serves until `shutdown`
@@ -55,11 +59,15 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let metrics = telemetry::metrics_handle();
-    let route_names: Vec<&str> = config
+    let mut route_names: Vec<&str> = config
         .routes
         .iter()
         .map(|route| route.name.as_str())
         .collect();
+    if config.consumer_api.is_some() {
+        route_names.push(consumer_api::METRIC_ROUTE);
+        consumer_api::register_metrics();
+    }
     telemetry::register_metrics(&route_names);
     let broker = Broker::start(config.broker.clone()).await?;
     // The maintainer ends the ingress when the broker cannot be used at
@@ -76,11 +84,20 @@ pub async fn run(
         }
     });
     warn_about_open_routes(&config.routes);
+    if let Some(api) = &config.consumer_api {
+        info!(
+            pending = consumer_api::PENDING_PATH,
+            items = consumer_api::DELETE_PATH,
+            visibility_timeout = ?api.visibility_timeout,
+            "consumer API enabled"
+        );
+    }
     let state = Arc::new(AppState {
         broker: broker.clone(),
         http: config.http.clone(),
         metrics,
         refusals: telemetry::LogLimiter::default(),
+        consumer_api: config.consumer_api.map(consumer_api::ConsumerApi::new),
     });
     let app = router(state, &config.routes);
     info!(address = %listener.local_addr()?, routes = config.routes.len(), "listening");
@@ -147,6 +164,9 @@ pub fn router(state: Arc<AppState>, routes: &[Arc<Route>]) -> Router {
         }
         app = app.route(path, methods);
     }
+    if state.consumer_api.is_some() {
+        app = consumer_api::mount(app);
+    }
     app.fallback(|| async { IngressError::NotFound })
         .with_state(state)
 }
@@ -159,7 +179,17 @@ fn warn_about_open_routes(routes: &[Arc<Route>]) {
         let unsigned = match (&verifier.scheme, &verifier.secrets) {
             (Scheme::None, _) => true,
             (_, Secrets::Fixed(secrets)) => secrets.is_empty() && verifier.open_when_unset,
-            (_, Secrets::PerRequest { .. }) => false,
+            (_, Secrets::PerRequest { known, .. }) => {
+                if verifier.open_when_unset {
+                    warn!(
+                        route = %route.name,
+                        path = %route.path,
+                        secrets_set = known.len(),
+                        "ROUTE ACCEPTS UNSIGNED REQUESTS wherever no secret variable is set for the request's values"
+                    );
+                }
+                false
+            }
         };
         if unsigned {
             warn!(

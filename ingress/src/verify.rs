@@ -34,13 +34,71 @@ pub enum Secrets {
     /// A fixed list (several for rotation); empty only when the verifier is
     /// open when unset, or in a lenient load (`Config::load_lenient`).
     Fixed(Vec<Secret>),
-    /// One secret per request, from an environment variable whose name is
-    /// rendered from the request (`WEBHOOK_SECRET_{agentId}_{query.source}`).
-    /// The environment is read once at start-up.
+    /// One secret per request, from the first environment variable that is
+    /// set among the names rendered from the request
+    /// (`WEBHOOK_SECRET_{agentId}_{query.source}`, then
+    /// `WEBHOOK_SECRET_{agentId}`): the most specific wins. The environment
+    /// is read once at start-up.
     PerRequest {
-        env_name: Template,
+        env_names: Vec<EnvName>,
         known: HashMap<String, Secret>,
     },
+}
+
+/// A `secret_env` template. Its literal text after the first placeholder
+/// separates values with `_`, so a value containing `_` could make two
+/// requests name one variable (`a_b` + `c` and `a` + `b_c`): such a value
+/// names no variable with this template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvName {
+    pub template: Template,
+    /// The literal text before the first placeholder (`WEBHOOK_SECRET_`).
+    prefix: String,
+    /// `_` in the literal text after the prefix.
+    separators: usize,
+}
+
+impl EnvName {
+    pub fn parse(text: &str) -> Result<EnvName, String> {
+        let template = Template::parse(text)?;
+        let prefix = text.split('{').next().unwrap_or_default().to_owned();
+        let mut separators = 0;
+        let mut inside = false;
+        for character in text[prefix.len()..].chars() {
+            match character {
+                '{' => inside = true,
+                '}' => inside = false,
+                '_' if !inside => separators += 1,
+                _ => {}
+            }
+        }
+        Ok(EnvName {
+            template,
+            prefix,
+            separators,
+        })
+    }
+
+    /// The literal text every name this template renders starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether this template can name `variable` from values without `_`:
+    /// it has the prefix and no more `_` after it than the separators.
+    pub fn can_name(&self, variable: &str) -> bool {
+        variable
+            .strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| rest.matches('_').count() <= self.separators)
+    }
+
+    /// The variable this request names; `None` when a value is missing,
+    /// cannot be a token, or contains `_`.
+    pub fn render(&self, vars: &Vars<'_>) -> Option<String> {
+        let name = self.template.render(vars).ok()?;
+        let rest = &name[self.prefix.len()..];
+        (rest.matches('_').count() == self.separators).then_some(name)
+    }
 }
 
 /// What verification concluded for an accepted request.
@@ -94,14 +152,13 @@ impl Verifier {
     fn secrets_for(&self, vars: &Vars<'_>) -> &[Secret] {
         match &self.secrets {
             Secrets::Fixed(secrets) => secrets,
-            // A request whose values cannot name a variable has no secret;
-            // the route's open/closed rule decides.
-            Secrets::PerRequest { env_name, known } => {
-                match env_name.render(vars).ok().and_then(|name| known.get(&name)) {
-                    Some(secret) => std::slice::from_ref(secret),
-                    None => &[],
-                }
-            }
+            // The first template naming a variable that is set wins (the
+            // pair before the agent). A request whose values name none has
+            // no secret; the route's open/closed rule decides.
+            Secrets::PerRequest { env_names, known } => env_names
+                .iter()
+                .find_map(|env_name| known.get(&env_name.render(vars)?))
+                .map_or(&[], std::slice::from_ref),
         }
     }
 }
@@ -167,7 +224,7 @@ mod tests {
         let verifier = |open_when_unset: bool| Verifier {
             scheme: Scheme::Gitlab,
             secrets: Secrets::PerRequest {
-                env_name: Template::parse("SECRET_{agent}").expect("valid template"),
+                env_names: vec![EnvName::parse("SECRET_{agent}").expect("valid template")],
                 known: HashMap::from([("SECRET_a1".to_owned(), secret("a1-secret"))]),
             },
             open_when_unset,
@@ -190,5 +247,52 @@ mod tests {
             Err(VerifyError::NoSecret)
         );
         assert_eq!(check(&verifier(true), "a2", "anything"), Ok(Verified::Open));
+    }
+
+    #[test]
+    fn the_pair_secret_wins_over_the_agent_secret() {
+        let verifier = |open_when_unset: bool| Verifier {
+            scheme: Scheme::Gitlab,
+            secrets: Secrets::PerRequest {
+                env_names: vec![
+                    EnvName::parse("S_{agent}_{query.source}").expect("valid template"),
+                    EnvName::parse("S_{agent}").expect("valid template"),
+                ],
+                known: HashMap::from([
+                    ("S_a_p".to_owned(), secret("pair")),
+                    ("S_a".to_owned(), secret("agent")),
+                    ("S_x_y".to_owned(), secret("x-y")),
+                ]),
+            },
+            open_when_unset,
+            invalid_status: StatusCode::FORBIDDEN,
+        };
+        let check = |verifier: &Verifier, agent: &str, source: &str, presented: &str| {
+            let params = [("agent".to_owned(), agent.to_owned())];
+            let query = [("source".to_owned(), source.to_owned())];
+            let vars = Vars {
+                params: &params,
+                query: &query,
+                event: None,
+                route: "r",
+            };
+            verifier.verify(&token(presented), b"{}", &vars)
+        };
+        let open = verifier(true);
+        assert_eq!(check(&open, "a", "p", "pair"), Ok(Verified::Signed));
+        assert!(check(&open, "a", "p", "agent").is_err(), "pair wins");
+        assert_eq!(check(&open, "a", "other", "agent"), Ok(Verified::Signed));
+        assert!(check(&open, "a", "other", "pair").is_err());
+        assert_eq!(check(&open, "b", "p", "anything"), Ok(Verified::Open));
+        // Agent `x_y` renders `S_x_y` with the agent template: that is the
+        // pair x/y's variable, so it must name nothing.
+        assert_eq!(check(&open, "x_y", "z", "x-y"), Ok(Verified::Open));
+        assert_eq!(
+            check(&verifier(false), "x_y", "z", "x-y"),
+            Err(VerifyError::NoSecret)
+        );
+        // A source with `_` skips the pair template; the agent secret holds.
+        assert_eq!(check(&open, "a", "p_q", "agent"), Ok(Verified::Signed));
+        assert!(check(&open, "a", "p_q", "wrong").is_err());
     }
 }

@@ -10,6 +10,7 @@ pub mod plugin;
 pub mod streams;
 pub mod sync_reply;
 pub mod sync_target;
+pub mod webhook_item;
 
 pub use connector::{ConnectorSync, GITHUB_CONNECTOR};
 pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
@@ -17,6 +18,9 @@ pub use job_result::{DeadLetter, ItemFailure, JobResult, JobStatus};
 pub use plugin::{PluginEvent, PluginRequest, PluginResponse, PluginStatus};
 pub use sync_reply::SyncReply;
 pub use sync_target::SyncTarget;
+pub use webhook_item::{
+    DeleteItems, DeletedItems, InboxItem, ItemEncoding, PendingItem, PendingItems,
+};
 
 #[cfg(test)]
 mod tests;

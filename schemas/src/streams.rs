@@ -88,3 +88,19 @@ pub fn is_subject_token(value: &str) -> bool {
 pub fn is_token_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"-_~@+=:".contains(&byte)
 }
+// --- nexus: agent inbox and consumer API -----------------------------------
+
+/// Deliveries routed to agents: `tidegate.in.agent.<agentId>.<source>`. The
+/// consumer API and the inbox worker read this layout.
+pub const AGENT_PREFIX: &str = "tidegate.in.agent";
+/// Durable consumers of the consumer API, one per agent and source:
+/// `tidegate_api_<32 hex digits of SHA-256(agentId "\n" source)>`.
+pub const API_CONSUMER_PREFIX: &str = "tidegate_api_";
+/// KV bucket: the ack subject of the latest lease of every item the
+/// consumer API handed out (key: the item id, its stream sequence), so any
+/// ingress replica can complete a `DELETE`.
+pub const API_LEASES_BUCKET: &str = "tidegate_api_leases";
+/// KV bucket: the inbox worker's progress per delivery (file written,
+/// notify done), so a redelivery neither writes a second file nor skips
+/// the notification.
+pub const INBOX_BUCKET: &str = "tidegate_inbox";

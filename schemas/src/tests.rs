@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 
 use super::*;
 use crate::envelope::VERSION;
+use crate::webhook_item::{embeddable_json, is_json_media};
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -345,4 +346,87 @@ fn plugin_response_schema_refuses_event_types_that_are_not_subject_tokens() {
             "accepted event type {hostile:?}"
         );
     }
+}
+
+#[test]
+fn webhook_item_examples_match_their_schemas_and_types() {
+    assert_eq!(
+        check_examples::<InboxItem>("inbox-item.", "inbox-item.v1.schema.json"),
+        2
+    );
+    assert_eq!(
+        check_examples::<PendingItems>("webhook-pending.", "webhook-pending.v1.schema.json"),
+        1
+    );
+    assert_eq!(
+        check_examples::<DeleteItems>(
+            "webhook-delete-request.",
+            "webhook-delete-request.v1.schema.json"
+        ),
+        1
+    );
+    assert_eq!(
+        check_examples::<DeletedItems>(
+            "webhook-delete-response.",
+            "webhook-delete-response.v1.schema.json"
+        ),
+        1
+    );
+}
+
+fn inbox_item(encoding: ItemEncoding, payload: Option<&RawValue>) -> InboxItem<&RawValue> {
+    InboxItem {
+        id: "0193f0c4-2b1e-7c52-9a4e-3f1d2c8b9a10".into(),
+        agent_id: "flickclaw".into(),
+        source: "putio".into(),
+        received_at: "2026-11-23T18:21:00.000Z".into(),
+        headers: Default::default(),
+        content_type: None,
+        encoding,
+        payload,
+    }
+}
+
+#[test]
+fn inbox_items_written_by_the_type_match_the_schema() {
+    let text = std::fs::read_to_string(crate_dir().join("json/inbox-item.v1.schema.json"))
+        .expect("schema file is readable");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles");
+    let body = r#"{"b": 1,  "a":[true]}"#;
+    let json = embeddable_json(body.as_bytes()).expect("embeddable");
+    let text = serde_json::to_string(&inbox_item(ItemEncoding::Json, Some(json))).expect("ser");
+    assert!(text.contains(body), "payload was re-serialized: {text}");
+    let base64 = RawValue::from_string(r#""aGVsbG8=""#.into()).expect("valid JSON");
+    for (encoding, payload) in [
+        (ItemEncoding::Json, Some(json)),
+        (ItemEncoding::Base64, Some(&*base64)),
+        (ItemEncoding::Empty, None),
+    ] {
+        let document = serde_json::to_value(inbox_item(encoding, payload)).expect("serializes");
+        assert_valid(&validator, &document, &format!("{encoding:?} inbox item"));
+    }
+    let mut missing = serde_json::to_value(inbox_item(ItemEncoding::Empty, None)).expect("ser");
+    missing["encoding"] = Value::from("base64");
+    assert!(!validator.is_valid(&missing), "base64 without a payload");
+}
+
+#[test]
+fn only_exact_json_values_are_embedded() {
+    assert!(embeddable_json(br#"{"a":1}"#).is_some());
+    assert!(embeddable_json(b"[1, 2]").is_some());
+    assert!(embeddable_json(b" {\"a\":1}").is_none(), "leading space");
+    assert!(
+        embeddable_json(b"{\"a\":1}\n").is_none(),
+        "trailing newline"
+    );
+    assert!(embeddable_json(b"null").is_none());
+    assert!(embeddable_json(b"{\"transfer_id\": 12345,").is_none());
+    assert!(embeddable_json(b"status=COMPLETED").is_none());
+    assert!(is_json_media("application/json; charset=utf-8"));
+    assert!(is_json_media("Application/Problem+JSON"));
+    assert!(!is_json_media("text/plain"));
 }

@@ -19,6 +19,7 @@ pub(super) struct RawConfig {
     pub(super) http: RawHttp,
     pub(super) log: RawLog,
     pub(super) routes: Vec<RawRoute>,
+    pub(super) consumer_api: Option<super::consumer_api::RawConsumerApi>,
 }
 
 impl Default for RawConfig {
@@ -32,6 +33,7 @@ impl Default for RawConfig {
             http: RawHttp::default(),
             log: RawLog::default(),
             routes: Vec::new(),
+            consumer_api: None,
         }
     }
 }
@@ -74,6 +76,10 @@ pub(super) struct RawRoute {
     #[serde(default)]
     pub(super) rate_limit: Option<RawRateLimit>,
     pub(super) verifier: Option<RawVerifier>,
+    /// `false`: a body sent as JSON that does not parse is stored as is
+    /// (base64) instead of answering 400.
+    #[serde(default)]
+    pub(super) validate_json: Option<bool>,
 }
 
 fn default_methods() -> Vec<String> {
@@ -90,9 +96,10 @@ pub(super) struct RawVerifier {
     #[serde(default)]
     pub(super) secrets: Vec<RawSecretSource>,
     /// Name of the environment variable holding the secret, rendered per
-    /// request from path and query values (`WEBHOOK_SECRET_{agentId}_{query.source}`).
+    /// request from path and query values (`WEBHOOK_SECRET_{agentId}_{query.source}`),
+    /// or a list tried in order: the first variable that is set wins.
     #[serde(default)]
-    pub(super) secret_env: Option<String>,
+    pub(super) secret_env: Option<RawEnvNames>,
     #[serde(default)]
     pub(super) header: Option<String>,
     /// `reject` (default) or `open`: what to do when no secret is configured.
@@ -109,6 +116,23 @@ pub(super) struct RawVerifier {
     /// when `X-Hub-Signature-256` is absent.
     #[serde(default)]
     pub(super) allow_sha1: Option<bool>,
+}
+
+/// `secret_env`: one template or several, most specific first.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawEnvNames {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl RawEnvNames {
+    pub(super) fn templates(&self) -> &[String] {
+        match self {
+            RawEnvNames::One(one) => std::slice::from_ref(one),
+            RawEnvNames::Many(many) => many,
+        }
+    }
 }
 
 /// Where a secret comes from (env, file or value), read the same way by

@@ -9,8 +9,8 @@ use ::verify::{Scheme, Secret};
 use http::{HeaderName, StatusCode};
 
 use super::raw::{RawSecretSource, RawVerifier};
-use crate::subject::{Template, Var};
-use crate::verify::{Secrets, Verifier};
+use crate::subject::Var;
+use crate::verify::{EnvName, Secrets, Verifier};
 use broker::settings::parse_duration;
 
 /// What a load does with a route secret that is not available: an unset or
@@ -108,37 +108,43 @@ pub(super) fn compile_verifier(
             problems.push(format!("{key}: set secrets or secret_env, not both"));
             Secrets::Fixed(Vec::new())
         }
-        (Some(template), true) => match Template::parse(template) {
-            Ok(env_name) => {
-                for var in env_name.vars() {
-                    if let Var::Param(name) = var
-                        && !params.contains(name)
-                    {
-                        problems.push(format!(
-                            "{key}.secret_env: uses {var}, which the path does not have"
-                        ));
+        (Some(templates), true) => {
+            let mut env_names = Vec::new();
+            for template in templates.templates() {
+                match EnvName::parse(template) {
+                    Ok(env_name) => {
+                        for var in env_name.template.vars() {
+                            if let Var::Param(name) = var
+                                && !params.contains(name)
+                            {
+                                problems.push(format!(
+                                    "{key}.secret_env: `{template}` uses {var}, which the path does not have"
+                                ));
+                            }
+                        }
+                        env_names.push(env_name);
                     }
+                    Err(why) => problems.push(format!("{key}.secret_env: {why}")),
                 }
-                let known = env_secrets_for(template, env);
-                for name in ambiguous_names(template, known.keys()) {
-                    problems.push(format!(
-                        "{key}.secret_env: environment variable {name} has more `_` than `{template}` has separators, so two different requests could name it; use values without `_`"
-                    ));
-                }
-                let known = known
-                    .into_iter()
-                    .filter_map(|(name, secret)| {
-                        let key = to_key(&format!("{key}.secret_env ({name})"), secret, problems)?;
-                        Some((name, key))
-                    })
-                    .collect();
-                Secrets::PerRequest { env_name, known }
             }
-            Err(why) => {
-                problems.push(format!("{key}.secret_env: {why}"));
-                Secrets::Fixed(Vec::new())
+            if env_names.is_empty() && problems.len() == before {
+                problems.push(format!("{key}.secret_env: name at least one template"));
             }
-        },
+            let known = env_secrets_for(&env_names, env);
+            for name in unnameable(&env_names, known.keys()) {
+                problems.push(format!(
+                    "{key}.secret_env: environment variable {name} has more `_` than any template has separators, so two different requests could name it; use values without `_`"
+                ));
+            }
+            let known = known
+                .into_iter()
+                .filter_map(|(name, secret)| {
+                    let key = to_key(&format!("{key}.secret_env ({name})"), secret, problems)?;
+                    Some((name, key))
+                })
+                .collect();
+            Secrets::PerRequest { env_names, known }
+        }
         (None, _) => Secrets::Fixed(
             raw.secrets
                 .iter()
@@ -197,38 +203,38 @@ fn resolve(
 }
 
 /// Every environment variable a `secret_env` template could name, read
-/// once: the variables starting with the template's literal prefix.
-fn env_secrets_for(text: &str, env: &HashMap<String, String>) -> HashMap<String, Secret> {
-    let prefix = text.split('{').next().unwrap_or_default();
+/// once: the variables starting with a template's literal prefix.
+fn env_secrets_for(
+    env_names: &[EnvName],
+    env: &HashMap<String, String>,
+) -> HashMap<String, Secret> {
     env.iter()
-        .filter(|(name, _)| name.starts_with(prefix))
+        .filter(|(name, _)| {
+            env_names
+                .iter()
+                .any(|env_name| name.starts_with(env_name.prefix()))
+        })
         .filter_map(|(name, value)| Some((name.clone(), Secret::new(value.as_str())?)))
         .collect()
 }
 
-/// Variable names a `secret_env` template could produce from more than one
-/// set of values. `WEBHOOK_SECRET_{agentId}_{query.source}` names
-/// `WEBHOOK_SECRET_a_b_c` for agent `a_b` and source `c`, and for agent `a`
-/// and source `b_c`: whoever holds one secret could publish as the other.
-/// A name with no more `_` after the prefix than the template has there is
-/// unambiguous; a request whose values contain `_` then names no variable.
-fn ambiguous_names<'a>(template: &str, names: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
-    let prefix = template.split('{').next().unwrap_or_default();
-    let mut separators = 0;
-    let mut inside = false;
-    for character in template[prefix.len()..].chars() {
-        match character {
-            '{' => inside = true,
-            '}' => inside = false,
-            '_' if !inside => separators += 1,
-            _ => {}
-        }
-    }
-    let mut ambiguous: Vec<&String> = names
-        .filter(|name| name[prefix.len()..].matches('_').count() > separators)
+/// Variables that only values containing `_` could name: with
+/// `WEBHOOK_SECRET_{agentId}_{query.source}`, `WEBHOOK_SECRET_a_b_c` is
+/// agent `a_b` and source `c`, or agent `a` and source `b_c`; whoever holds
+/// one secret could publish as the other. Such values name no variable
+/// (`EnvName::render`), so the variable would silently never be used: the
+/// load refuses it. A variable another template in the list names
+/// unambiguously (`WEBHOOK_SECRET_a_b` for the pair template, next to
+/// `WEBHOOK_SECRET_{agentId}`) is fine.
+fn unnameable<'a>(
+    env_names: &[EnvName],
+    names: impl Iterator<Item = &'a String>,
+) -> Vec<&'a String> {
+    let mut unnameable: Vec<&String> = names
+        .filter(|name| !env_names.iter().any(|env_name| env_name.can_name(name)))
         .collect();
-    ambiguous.sort();
-    ambiguous
+    unnameable.sort();
+    unnameable
 }
 
 #[cfg(test)]

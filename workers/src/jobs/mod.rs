@@ -3,3 +3,4 @@
 pub mod exec;
 pub mod forward;
 pub mod github_sync;
+pub mod inbox;

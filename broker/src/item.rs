@@ -1,0 +1,127 @@
+//! The payload of a nexus webhook item (`schemas::webhook_item`) from a
+//! stored envelope, the same way for the inbox worker's files and the
+//! consumer API's responses: JSON bodies verbatim, anything else base64.
+
+use base64::Engine as _;
+use schemas::webhook_item::{ItemEncoding, embeddable_json, is_json_media};
+use schemas::{Envelope, PayloadEncoding};
+use serde_json::value::RawValue;
+
+/// An item's `encoding` and `payload`.
+#[derive(Debug)]
+pub struct ItemPayload {
+    pub encoding: ItemEncoding,
+    pub payload: Option<Box<RawValue>>,
+}
+
+/// Why an envelope's payload cannot become an item's.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    #[error("the envelope says {0:?} but carries no payload")]
+    Missing(PayloadEncoding),
+    #[error("the payload is in the object store and was not fetched")]
+    NotFetched,
+}
+
+/// The item payload for `envelope`. `object_body` is the body fetched from
+/// the object store (`payload::fetch`), needed only when the envelope
+/// holds a reference: it is embedded when it is JSON sent as JSON, exactly
+/// as the ingress would have embedded it had it fit in a message.
+pub fn item_payload(
+    envelope: &Envelope,
+    object_body: Option<&[u8]>,
+) -> Result<ItemPayload, ItemError> {
+    let embedded = || {
+        envelope
+            .payload
+            .clone()
+            .ok_or(ItemError::Missing(envelope.payload_encoding))
+    };
+    let (encoding, payload) = match envelope.payload_encoding {
+        PayloadEncoding::Json => (ItemEncoding::Json, Some(embedded()?)),
+        // Already the standard base64 string the item wants.
+        PayloadEncoding::Base64 => (ItemEncoding::Base64, Some(embedded()?)),
+        PayloadEncoding::Empty => (ItemEncoding::Empty, None),
+        PayloadEncoding::Object => {
+            let body = object_body.ok_or(ItemError::NotFetched)?;
+            let json_media = envelope.content_type.as_deref().is_some_and(is_json_media);
+            match embeddable_json(body).filter(|_| json_media) {
+                Some(raw) => (ItemEncoding::Json, Some(raw.to_owned())),
+                None if body.is_empty() => (ItemEncoding::Empty, None),
+                None => {
+                    let text = base64::engine::general_purpose::STANDARD.encode(body);
+                    let raw =
+                        serde_json::value::to_raw_value(&text).expect("a string always serializes");
+                    (ItemEncoding::Base64, Some(raw))
+                }
+            }
+        }
+    };
+    Ok(ItemPayload { encoding, payload })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(encoding: PayloadEncoding, payload: Option<&str>, content_type: &str) -> Envelope {
+        let encoding = serde_json::to_string(&encoding).expect("serializes");
+        let payload = payload.map_or(String::new(), |payload| format!(r#","payload":{payload}"#));
+        let text = format!(
+            r#"{{"version":1,"id":"d1","route":"agent","source":"putio","agent":"flickclaw",
+                "subject":"tidegate.in.agent.flickclaw.putio","received_at":"2026-11-23T18:21:00.000Z",
+                "method":"POST","path":"/api/webhook/flickclaw","headers":{{}},
+                "content_type":"{content_type}","payload_encoding":{encoding}{payload}}}"#
+        );
+        serde_json::from_str(&text).expect("an envelope")
+    }
+
+    #[test]
+    fn payloads_keep_their_bytes() {
+        let json = r#"{"b":1,"a":[2]}"#;
+        let item = item_payload(
+            &envelope(PayloadEncoding::Json, Some(json), "application/json"),
+            None,
+        )
+        .expect("item");
+        assert_eq!(item.encoding, ItemEncoding::Json);
+        assert_eq!(item.payload.expect("payload").get(), json);
+
+        let item = item_payload(
+            &envelope(
+                PayloadEncoding::Base64,
+                Some(r#""eyJ4Ijo=""#),
+                "application/json",
+            ),
+            None,
+        )
+        .expect("item");
+        assert_eq!(item.encoding, ItemEncoding::Base64);
+        assert_eq!(item.payload.expect("payload").get(), r#""eyJ4Ijo=""#);
+
+        let item = item_payload(&envelope(PayloadEncoding::Empty, None, "text/plain"), None)
+            .expect("item");
+        assert_eq!(item.encoding, ItemEncoding::Empty);
+        assert!(item.payload.is_none());
+    }
+
+    #[test]
+    fn fetched_bodies_are_embedded_only_when_json_sent_as_json() {
+        let object = |content_type: &str, body: &[u8]| {
+            let envelope = envelope(PayloadEncoding::Object, None, content_type);
+            item_payload(&envelope, Some(body)).expect("item")
+        };
+        let json = object("application/json", br#"{"a":1}"#);
+        assert_eq!(json.encoding, ItemEncoding::Json);
+        assert_eq!(json.payload.expect("payload").get(), r#"{"a":1}"#);
+        let text = object("text/plain", br#"{"a":1}"#);
+        assert_eq!(text.encoding, ItemEncoding::Base64);
+        assert_eq!(text.payload.expect("payload").get(), r#""eyJhIjoxfQ==""#);
+        let invalid = object("application/json", b"{\"a\":");
+        assert_eq!(invalid.encoding, ItemEncoding::Base64);
+        assert!(matches!(
+            item_payload(&envelope(PayloadEncoding::Object, None, "text/plain"), None),
+            Err(ItemError::NotFetched)
+        ));
+    }
+}
