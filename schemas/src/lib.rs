@@ -7,10 +7,15 @@ pub mod headers;
 pub mod job_result;
 pub mod streams;
 pub mod sync_reply;
+pub mod workflow;
 
 pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
 pub use job_result::{DeadLetter, ItemFailure, JobResult, JobStatus};
 pub use sync_reply::SyncReply;
+pub use workflow::{
+    ApprovalDecision, ApprovalState, DecisionKind, Lease, PendingApproval, RunDecision, RunStatus,
+    RunTrigger, StepResult, StepStatus, WorkflowRun,
+};
 
 #[cfg(test)]
 mod tests;

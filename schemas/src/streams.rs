@@ -55,3 +55,32 @@ pub fn delivery_token(delivery_id: &str) -> String {
 
 /// Longest accepted subject token (one rendered template variable).
 pub const MAX_TOKEN_LEN: usize = 128;
+
+// --- workflows (assistant seed) ---------------------------------------------
+
+/// KV bucket of workflow runs (`WorkflowRun` v1), one key per run
+/// (`workflow::run_key`). Every write also goes out on
+/// `$KV.tidegate_workflow_runs.<run key>`, which the ingress listens to for
+/// synchronous workflows.
+pub const WORKFLOW_RUNS_BUCKET: &str = "tidegate_workflow_runs";
+/// KV bucket of runs waiting for an approval (`PendingApproval` v1).
+pub const WORKFLOW_APPROVALS_BUCKET: &str = "tidegate_workflow_approvals";
+/// Stream of approval decisions (`RunDecision` v1).
+pub const WORKFLOW_CONTROL_STREAM: &str = "TIDEGATE_WORKFLOW_CONTROL";
+/// `tidegate.workflow.control.<run key>`.
+pub const WORKFLOW_CONTROL_PREFIX: &str = "tidegate.workflow.control";
+
+/// The subject a run's KV entry is written on.
+pub fn workflow_run_subject(run_key: &str) -> String {
+    format!("$KV.{WORKFLOW_RUNS_BUCKET}.{run_key}")
+}
+
+/// Whether `value` is one subject token by the ingress's rules: 1 to
+/// [`MAX_TOKEN_LEN`] characters from `A-Z a-z 0-9 - _ ~ @ + = :`.
+pub fn is_subject_token(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_TOKEN_LEN
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-_~@+=:".contains(&byte))
+}

@@ -1,0 +1,2 @@
+//! `tidegate-workflow`.
+fn main() {}
