@@ -28,6 +28,9 @@ pub use lenient::Lenient;
 use raw::{RawConfig, RawRoute};
 use verifier::{SecretPolicy, compile_verifier};
 
+/// The path parameter of a workflow route (`/webhooks/{workflow}`).
+pub const WORKFLOW_PARAM: &str = "workflow";
+
 /// Paths the ingress serves itself; routes may not use them.
 pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
@@ -104,6 +107,16 @@ pub struct Route {
     /// `allow_ips` and rate limits, checked before the body is read;
     /// `None` (nothing configured) costs a request one branch.
     pub admission: Option<Admission>,
+    /// The workflows this route triggers (`workflows = "<folder>"`).
+    pub workflows: Option<WorkflowRoute>,
+}
+
+/// A route whose `{workflow}` parameter names a workflow file.
+#[derive(Debug, Clone)]
+pub struct WorkflowRoute {
+    pub registry: Arc<workflows::Registry>,
+    /// The path parameter holding the workflow's name.
+    pub param: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -453,6 +466,41 @@ fn compile_route(
             .collect()
     });
 
+    let enabled = match raw.enabled_env.as_deref() {
+        None => raw.enabled,
+        Some(name) => match env.get(name).map(|value| value.trim().to_ascii_lowercase()) {
+            None => raw.enabled,
+            Some(value) if value.is_empty() => raw.enabled,
+            Some(value) if ["true", "1", "yes", "on"].contains(&value.as_str()) => true,
+            Some(value) if ["false", "0", "no", "off"].contains(&value.as_str()) => false,
+            Some(_) => {
+                problems.push(format!(
+                    "{key}.enabled_env: {name} must be true or false (or 1/0, yes/no, on/off)"
+                ));
+                raw.enabled
+            }
+        },
+    };
+    let workflows = match raw.workflows {
+        None => None,
+        Some(folder) if !params.iter().any(|param| param == WORKFLOW_PARAM) => {
+            problems.push(format!(
+                "{key}.workflows: the path must have a {{{WORKFLOW_PARAM}}} parameter naming the workflow (`{folder}`)"
+            ));
+            None
+        }
+        Some(folder) if mode == Mode::Sync => {
+            problems.push(format!(
+                "{key}.workflows: `{folder}`: workflow routes store deliveries; use mode = \"async\" (each workflow has its own mode)"
+            ));
+            None
+        }
+        Some(folder) => Some(WorkflowRoute {
+            registry: Arc::new(workflows::Registry::new(folder)),
+            param: WORKFLOW_PARAM.to_owned(),
+        }),
+    };
+
     if problems.len() > before {
         return None;
     }
@@ -470,12 +518,13 @@ fn compile_route(
         normalize,
         body_limit,
         content_types,
-        enabled: raw.enabled,
+        enabled,
         timeout,
         drop_headers,
         verifier: verifier?,
         // Filled in by `compile`, which holds the `http.rate_limit` default.
         admission: None,
+        workflows,
     })
 }
 

@@ -56,6 +56,15 @@ pub enum IngressError {
     BadReply,
     #[error("internal error")]
     Internal,
+    #[error("no workflow named {0}")]
+    WorkflowNotFound(String),
+    #[error("workflow {0} is disabled")]
+    WorkflowDisabled(String),
+    #[error("the workflow system is not ready ({detail}); retry later")]
+    WorkflowsUnavailable {
+        retry_after: Duration,
+        detail: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -84,6 +93,9 @@ impl IngressError {
             IngressError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             IngressError::BadReply => StatusCode::BAD_GATEWAY,
             IngressError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            IngressError::WorkflowNotFound(_) => StatusCode::NOT_FOUND,
+            IngressError::WorkflowDisabled(_) => StatusCode::CONFLICT,
+            IngressError::WorkflowsUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -107,6 +119,9 @@ impl IngressError {
             IngressError::GatewayTimeout => "worker_timeout",
             IngressError::BadReply => "bad_worker_reply",
             IngressError::Internal => "internal",
+            IngressError::WorkflowNotFound(_) => "workflow_not_found",
+            IngressError::WorkflowDisabled(_) => "workflow_disabled",
+            IngressError::WorkflowsUnavailable { .. } => "workflows_unavailable",
         }
     }
 
@@ -138,6 +153,7 @@ impl IntoResponse for IngressError {
             }
             IngressError::Unavailable { retry_after, .. }
             | IngressError::StreamFull { retry_after, .. }
+            | IngressError::WorkflowsUnavailable { retry_after, .. }
             | IngressError::NoResponders { retry_after } => {
                 let seconds = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

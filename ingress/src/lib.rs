@@ -18,6 +18,7 @@ pub mod subject;
 pub mod sync;
 pub mod telemetry;
 pub mod verify;
+pub mod workflow;
 
 use std::sync::Arc;
 
@@ -76,6 +77,15 @@ pub async fn run(
         }
     });
     warn_about_open_routes(&config.routes);
+    for route in &config.routes {
+        if let Some(workflows) = &route.workflows {
+            tokio::spawn(::workflows::watch::watch(
+                workflows.registry.clone(),
+                ::workflows::watch::DEFAULT_INTERVAL,
+                shutdown.clone(),
+            ));
+        }
+    }
     let state = Arc::new(AppState {
         broker: broker.clone(),
         http: config.http.clone(),

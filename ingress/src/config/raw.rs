@@ -74,6 +74,14 @@ pub(super) struct RawRoute {
     #[serde(default)]
     pub(super) rate_limit: Option<RawRateLimit>,
     pub(super) verifier: Option<RawVerifier>,
+    /// A folder of workflow files: the route's `{workflow}` parameter names
+    /// one (unknown → 404, disabled → 409, folder unreadable → 503).
+    #[serde(default)]
+    pub(super) workflows: Option<String>,
+    /// An environment variable that, when set (`true`/`false`), overrides
+    /// `enabled` (the assistant seed's `ASSISTANT_WEBHOOK_ENABLED`).
+    #[serde(default)]
+    pub(super) enabled_env: Option<String>,
 }
 
 fn default_methods() -> Vec<String> {
