@@ -4,6 +4,7 @@
 
 #![allow(clippy::print_stdout)] // the CLI's output is its interface
 
+mod approvals;
 mod banner;
 mod common;
 mod deliveries;
@@ -21,6 +22,8 @@ mod status;
 mod streams;
 mod table;
 mod up;
+mod webhook;
+mod workflows;
 
 use std::process::ExitCode;
 
@@ -57,6 +60,12 @@ enum Command {
     /// Create or update the deliveries stream and the payload bucket, as the
     /// ingress does at start-up (it never recreates them while running).
     Streams(streams::StreamsArgs),
+    /// Workflow webhooks (assistant seed): list them, send a signed test.
+    Webhook(webhook::WebhookArgs),
+    /// Workflow runs paused at an approval gate: list, approve, reject.
+    Approvals(approvals::ApprovalsArgs),
+    /// Workflow runs and files: `runs show <run>`, `check`.
+    Workflows(workflows::WorkflowsArgs),
 }
 
 #[tokio::main]
@@ -70,6 +79,9 @@ async fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args).await,
         Command::Dlq(args) => dlq::run(args).await,
         Command::Streams(args) => streams::run(args).await,
+        Command::Webhook(args) => webhook::run(args).await,
+        Command::Approvals(args) => approvals::run(args).await,
+        Command::Workflows(args) => workflows::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,7 +38,8 @@ pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// variables (`TIDEGATE_CONFIG`, secrets such as `TIDEGATE_API_TOKEN`) are
 /// not configuration keys and are left alone. `TIDEGATE_NATS_URL` sets
 /// `nats.url`.
-const ENV_KEYS: [&str; 8] = [
+const ENV_KEYS: [&str; 9] = [
+    "admin",
     "listen",
     "public_url",
     "nats",
@@ -74,6 +75,16 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub routes: Vec<Arc<Route>>,
+    /// The token-gated admin API (workflow approvals and runs), when
+    /// `[admin]` is configured.
+    pub admin: Option<Admin>,
+}
+
+/// `[admin]`: `Authorization: Bearer <token>` on `/api/approvals` and
+/// `/api/runs`.
+#[derive(Debug)]
+pub struct Admin {
+    pub token: ::verify::Secret,
 }
 
 /// One configured webhook endpoint.
@@ -266,6 +277,21 @@ fn compile(
         .trim_end_matches('/')
         .to_owned();
 
+    let admin = match &raw.admin {
+        None => None,
+        Some(admin) => match admin.token.resolve(env) {
+            Ok(Some(token)) => Some(Admin { token }),
+            Ok(None) if policy == SecretPolicy::Lenient => None,
+            Ok(None) => {
+                problems.push("admin.token: not set (remove [admin] to serve no admin API)".into());
+                None
+            }
+            Err(why) => {
+                problems.push(format!("admin.token: {why}"));
+                None
+            }
+        },
+    };
     let mut names = HashSet::new();
     let mut paths = HashSet::new();
     let mut routes = Vec::new();
@@ -293,6 +319,7 @@ fn compile(
         http,
         log,
         routes,
+        admin,
     }
 }
 

@@ -60,6 +60,10 @@ pub enum IngressError {
     WorkflowNotFound(String),
     #[error("workflow {0} is disabled")]
     WorkflowDisabled(String),
+    #[error("run {0} is not waiting for an approval")]
+    NoPendingApproval(String),
+    #[error("no workflow run {0}")]
+    RunNotFound(String),
     #[error("the workflow system is not ready ({detail}); retry later")]
     WorkflowsUnavailable {
         retry_after: Duration,
@@ -95,6 +99,9 @@ impl IngressError {
             IngressError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             IngressError::WorkflowNotFound(_) => StatusCode::NOT_FOUND,
             IngressError::WorkflowDisabled(_) => StatusCode::CONFLICT,
+            IngressError::NoPendingApproval(_) | IngressError::RunNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             IngressError::WorkflowsUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -121,6 +128,8 @@ impl IngressError {
             IngressError::Internal => "internal",
             IngressError::WorkflowNotFound(_) => "workflow_not_found",
             IngressError::WorkflowDisabled(_) => "workflow_disabled",
+            IngressError::NoPendingApproval(_) => "no_pending_approval",
+            IngressError::RunNotFound(_) => "run_not_found",
             IngressError::WorkflowsUnavailable { .. } => "workflows_unavailable",
         }
     }

@@ -2,6 +2,7 @@
 //! an envelope, publish it to JetStream and answer only after the PubAck.
 //! `run` and `router` are the seams the binary and the tests use.
 
+pub mod admin;
 pub mod client_ip;
 pub mod config;
 pub mod deliver;
@@ -92,7 +93,10 @@ pub async fn run(
         metrics,
         refusals: telemetry::LogLimiter::default(),
     });
-    let app = router(state, &config.routes);
+    let mut app = router(state.clone(), &config.routes);
+    if let Some(admin) = &config.admin {
+        app = app.merge(admin::router(state, admin.token.clone()));
+    }
     info!(address = %listener.local_addr()?, routes = config.routes.len(), "listening");
     let stop = shutdown.clone();
     tokio::spawn({

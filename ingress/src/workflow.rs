@@ -173,7 +173,9 @@ async fn wait(
         return Some(record);
     }
     loop {
-        let message = tokio::time::timeout_at(deadline, updates.next()).await.ok()??;
+        let message = tokio::time::timeout_at(deadline, updates.next())
+            .await
+            .ok()??;
         // Deletes and purges carry a KV-Operation header and no record.
         if message
             .headers

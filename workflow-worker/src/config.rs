@@ -186,7 +186,10 @@ pub struct ShellSettings {
 impl WorkflowConfig {
     /// Validates, resolving secrets from `env` and creating file roots;
     /// returns the settings and the notification channels.
-    pub fn compile(self, env: &HashMap<String, String>) -> anyhow::Result<(Settings, Vec<Channel>)> {
+    pub fn compile(
+        self,
+        env: &HashMap<String, String>,
+    ) -> anyhow::Result<(Settings, Vec<Channel>)> {
         let mut problems = Vec::new();
         let mut duration = |key: &str, text: &str, fallback: u64| match parse_duration(text) {
             Ok(duration) if !duration.is_zero() => duration,
@@ -236,11 +239,7 @@ impl WorkflowConfig {
             }
         }
         let prefix = self.publish.prefix.trim_end_matches('.').to_owned();
-        if prefix.is_empty()
-            || !prefix
-                .split('.')
-                .all(schemas::streams::is_subject_token)
-        {
+        if prefix.is_empty() || !prefix.split('.').all(schemas::streams::is_subject_token) {
             problems.push(format!(
                 "workflow.publish.prefix: `{prefix}` must be tokens from A-Z a-z 0-9 - _ ~ @ + = : separated by ."
             ));

@@ -59,10 +59,12 @@ pub async fn fetch(
             .get_raw_message(trigger.stream_sequence)
             .await
             .map_err(|error| match error.kind() {
-                jetstream::stream::RawMessageErrorKind::NoMessageFound => TriggerError::Gone(format!(
-                    "sequence {} is no longer in {DELIVERIES_STREAM} (past its max_age?)",
-                    trigger.stream_sequence
-                )),
+                jetstream::stream::RawMessageErrorKind::NoMessageFound => {
+                    TriggerError::Gone(format!(
+                        "sequence {} is no longer in {DELIVERIES_STREAM} (past its max_age?)",
+                        trigger.stream_sequence
+                    ))
+                }
                 _ => TriggerError::Unavailable(error.to_string()),
             })?;
         let envelope = workers::runtime::delivery::parse(&message.payload)

@@ -86,10 +86,8 @@ async fn handle(runner: &Runner, message: Message) {
     let key = run_key(&decision.run_id);
     let work = runner.decide(&key, &decision);
     tokio::pin!(work);
-    let mut progress = tokio::time::interval_at(
-        tokio::time::Instant::now() + ACK_WAIT / 3,
-        ACK_WAIT / 3,
-    );
+    let mut progress =
+        tokio::time::interval_at(tokio::time::Instant::now() + ACK_WAIT / 3, ACK_WAIT / 3);
     let result = loop {
         tokio::select! {
             result = &mut work => break result,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use broker::catalog;
 use broker::ensure::{ensure_consumer, ensure_key_value, ensure_stream};
-use schemas::{RunStatus, RunTrigger, StepResult, StepStatus, WorkflowRun, workflow::WORKFLOW_VERSION};
+use schemas::{
+    RunStatus, RunTrigger, StepResult, StepStatus, WorkflowRun, workflow::WORKFLOW_VERSION,
+};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use workers::{Delivery, Job, Outcome, Report, Setup};
@@ -119,18 +121,24 @@ impl Job for WorkflowJob {
         };
         let envelope = &delivery.envelope;
         let Some(name) = envelope.params.get("workflow") else {
-            return Outcome::Fail("the delivery names no workflow (no `workflow` path parameter)".into());
+            return Outcome::Fail(
+                "the delivery names no workflow (no `workflow` path parameter)".into(),
+            );
         };
         let key = run_key(&envelope.id);
         let existing = match runner.store.load(&key).await {
             Ok(existing) => existing,
-            Err(StoreError::Invalid(why)) => return Outcome::Fail(format!("run {}: {why}", envelope.id)),
+            Err(StoreError::Invalid(why)) => {
+                return Outcome::Fail(format!("run {}: {why}", envelope.id));
+            }
             Err(error) => return Outcome::retry(error.to_string()),
         };
         if existing.is_none() {
             let loaded = match self.registry.lookup(name) {
                 Lookup::Enabled(loaded) => loaded,
-                Lookup::Disabled(_) => return Outcome::Skip(format!("workflow {name} is disabled")),
+                Lookup::Disabled(_) => {
+                    return Outcome::Skip(format!("workflow {name} is disabled"));
+                }
                 Lookup::Unknown => {
                     return Outcome::Fail(format!(
                         "no workflow {name} in {} (the ingress accepted it: do both read the same folder?)",
@@ -225,4 +233,3 @@ fn report(run: &WorkflowRun) -> Report {
     }
     report
 }
-

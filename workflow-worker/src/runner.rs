@@ -68,7 +68,11 @@ impl Runner {
     /// Runs steps until the run finishes, reaches an approval gate, or is
     /// held by another process. `trigger` is the starting webhook when the
     /// caller has it (else it is read from the stream when needed).
-    pub async fn advance(&self, key: &str, trigger: Option<&TriggerData>) -> Result<Advanced, RunError> {
+    pub async fn advance(
+        &self,
+        key: &str,
+        trigger: Option<&TriggerData>,
+    ) -> Result<Advanced, RunError> {
         let mut fetched: Option<TriggerData> = None;
         loop {
             let (mut run, revision) = self
@@ -79,12 +83,19 @@ impl Runner {
             match run.status {
                 RunStatus::Running => {}
                 RunStatus::AwaitingApproval => {
-                    let index = run.approvals.last().map_or(run.next_step, |gate| gate.step_index);
-                    let run = self.announce(key, run, revision, format!("approval:{index}")).await;
+                    let index = run
+                        .approvals
+                        .last()
+                        .map_or(run.next_step, |gate| gate.step_index);
+                    let run = self
+                        .announce(key, run, revision, format!("approval:{index}"))
+                        .await;
                     return Ok(Advanced::Settled(run));
                 }
                 _ => {
-                    let run = self.announce(key, run, revision, "finished".to_owned()).await;
+                    let run = self
+                        .announce(key, run, revision, "finished".to_owned())
+                        .await;
                     return Ok(Advanced::Settled(run));
                 }
             }
@@ -94,12 +105,18 @@ impl Runner {
             let workflow = match Workflow::parse(&run.definition, None) {
                 Ok(workflow) if workflow.steps.len() == run.steps.len() => workflow,
                 Ok(_) => {
-                    fail_run(&mut run, "the run's definition does not match its steps".into());
+                    fail_run(
+                        &mut run,
+                        "the run's definition does not match its steps".into(),
+                    );
                     self.write(key, &run, revision).await?;
                     continue;
                 }
                 Err(why) => {
-                    fail_run(&mut run, format!("the run's definition does not parse: {why}"));
+                    fail_run(
+                        &mut run,
+                        format!("the run's definition does not parse: {why}"),
+                    );
                     self.write(key, &run, revision).await?;
                     continue;
                 }
@@ -127,7 +144,10 @@ impl Runner {
                             data
                         }
                         Err(TriggerError::Gone(why)) => {
-                            fail_run(&mut run, format!("the webhook that started the run is gone: {why}"));
+                            fail_run(
+                                &mut run,
+                                format!("the webhook that started the run is gone: {why}"),
+                            );
                             self.write(key, &run, revision).await?;
                             continue;
                         }
@@ -173,7 +193,15 @@ impl Runner {
             };
             debug!(run_id = %run.run_id, step = %step.name, tool = step.tool.as_str(), resumed, "running step");
             let result = self
-                .execute(key, &mut run, &mut revision, step, index, &rendered, resumed)
+                .execute(
+                    key,
+                    &mut run,
+                    &mut revision,
+                    step,
+                    index,
+                    &rendered,
+                    resumed,
+                )
                 .await;
             self.settle(&mut run, step, index, result);
             run.lease = None;
@@ -220,7 +248,13 @@ impl Runner {
     }
 
     /// Records a step's result and what follows from it.
-    fn settle(&self, run: &mut WorkflowRun, step: &Step, index: usize, result: Result<Output, Failure>) {
+    fn settle(
+        &self,
+        run: &mut WorkflowRun,
+        step: &Step,
+        index: usize,
+        result: Result<Output, Failure>,
+    ) {
         let secrets = &self.settings.secrets;
         let limit = self.settings.max_output;
         let clean = |text: String| tools::bound(context::redact(text, secrets), limit);
@@ -255,7 +289,12 @@ impl Runner {
 
     /// Writes the record; a conflict means someone else moved the run
     /// (the loop reads it again).
-    pub(crate) async fn write(&self, key: &str, run: &WorkflowRun, revision: u64) -> Result<(), RunError> {
+    pub(crate) async fn write(
+        &self,
+        key: &str,
+        run: &WorkflowRun,
+        revision: u64,
+    ) -> Result<(), RunError> {
         match self.store.save(key, run, revision).await {
             Ok(_) | Err(StoreError::Conflict) => Ok(()),
             Err(error) => Err(error.into()),
@@ -264,7 +303,12 @@ impl Runner {
 
     /// Writes a step's result, trying a few times: giving up here would
     /// leave a finished step looking interrupted.
-    async fn write_after_effect(&self, key: &str, run: &WorkflowRun, revision: u64) -> Result<(), RunError> {
+    async fn write_after_effect(
+        &self,
+        key: &str,
+        run: &WorkflowRun,
+        revision: u64,
+    ) -> Result<(), RunError> {
         let mut attempt = 0;
         loop {
             match self.store.save(key, run, revision).await {

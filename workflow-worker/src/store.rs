@@ -61,7 +61,12 @@ impl Store {
     }
 
     /// Writes the record if it is still at `revision`; the new revision.
-    pub async fn save(&self, key: &str, run: &WorkflowRun, revision: u64) -> Result<u64, StoreError> {
+    pub async fn save(
+        &self,
+        key: &str,
+        run: &WorkflowRun,
+        revision: u64,
+    ) -> Result<u64, StoreError> {
         let value = serde_json::to_vec(run).expect("a run record always serializes");
         match self
             .bounded(self.runs.update(key, value.into(), revision))
@@ -75,7 +80,11 @@ impl Store {
         }
     }
 
-    pub async fn put_approval(&self, key: &str, pending: &PendingApproval) -> Result<(), StoreError> {
+    pub async fn put_approval(
+        &self,
+        key: &str,
+        pending: &PendingApproval,
+    ) -> Result<(), StoreError> {
         let value = serde_json::to_vec(pending).expect("an approval always serializes");
         self.bounded(self.approvals.put(key, value.into()))
             .await?
@@ -118,7 +127,10 @@ impl Store {
         Ok(pending)
     }
 
-    async fn bounded<T>(&self, call: impl std::future::Future<Output = T>) -> Result<T, StoreError> {
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = T>,
+    ) -> Result<T, StoreError> {
         tokio::time::timeout(self.timeout, call)
             .await
             .map_err(|_| StoreError::Broker(format!("no answer within {:?}", self.timeout)))

@@ -70,7 +70,12 @@ impl Templates {
         Ok(Value::Object(rendered))
     }
 
-    fn render_value(&self, value: &Value, context: &JinjaValue, strict: bool) -> Result<Value, String> {
+    fn render_value(
+        &self,
+        value: &Value,
+        context: &JinjaValue,
+        strict: bool,
+    ) -> Result<Value, String> {
         Ok(match value {
             Value::String(text) => Value::String(self.render(text, context, strict)?),
             Value::Array(items) => Value::Array(
@@ -162,23 +167,35 @@ mod tests {
         let render = |text: &str| templates.render(text, &context(), false);
         assert_eq!(render("{{ payload.ref }}").unwrap(), "refs/heads/main");
         assert_eq!(render("{{ payload.n + 1 }}").unwrap(), "4");
-        assert_eq!(render("{{ previous_output }}!").unwrap(), "Deployment received!");
+        assert_eq!(
+            render("{{ previous_output }}!").unwrap(),
+            "Deployment received!"
+        );
         assert_eq!(
             render("{{ (steps['log-event'].output | from_json).ok }}").unwrap(),
             "yes"
         );
-        assert_eq!(render("{{ workflow }}/{{ run_id }}").unwrap(), "deploy-notify/r1");
+        assert_eq!(
+            render("{{ workflow }}/{{ run_id }}").unwrap(),
+            "deploy-notify/r1"
+        );
         assert_eq!(render("plain {text}").unwrap(), "plain {text}");
         let missing = render("{{ payload.missing }}").expect_err("undefined");
         assert!(missing.contains("undefined"), "{missing}");
-        assert_eq!(render("{{ payload.missing | default('n/a') }}").unwrap(), "n/a");
+        assert_eq!(
+            render("{{ payload.missing | default('n/a') }}").unwrap(),
+            "n/a"
+        );
     }
 
     #[test]
     fn shell_commands_refuse_metacharacters_unless_quoted() {
         let templates = Templates::new();
         let render = |text: &str| templates.render(text, &context(), true);
-        assert_eq!(render("echo {{ payload.ref }}").unwrap(), "echo refs/heads/main");
+        assert_eq!(
+            render("echo {{ payload.ref }}").unwrap(),
+            "echo refs/heads/main"
+        );
         assert_eq!(
             render("echo '{{ previous_output }}'").unwrap(),
             "echo 'Deployment received'"
@@ -191,7 +208,9 @@ mod tests {
         );
         // The same value is fine outside a command.
         assert_eq!(
-            templates.render("{{ payload.evil }}", &context(), false).unwrap(),
+            templates
+                .render("{{ payload.evil }}", &context(), false)
+                .unwrap(),
             "x'; rm -rf / #"
         );
     }

@@ -4,6 +4,7 @@
 //! ingress (which workflows exist), the workflow worker (what to run) and
 //! the CLI (list, test). Templates are the worker's alone.
 
+pub mod approvals;
 pub mod args;
 pub mod definition;
 pub mod registry;

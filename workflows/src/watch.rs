@@ -15,14 +15,13 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// Scans once now, then on every tick and SIGHUP until `shutdown`.
 pub async fn watch(registry: Arc<Registry>, interval: Duration, shutdown: CancellationToken) {
     rescan(&registry, false).await;
-    let mut hangup =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => Some(signal),
-            Err(error) => {
-                warn!(error = %error, "cannot listen for SIGHUP; workflows reload on file changes only");
-                None
-            }
-        };
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            warn!(error = %error, "cannot listen for SIGHUP; workflows reload on file changes only");
+            None
+        }
+    };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -19,6 +19,14 @@ pub(super) struct RawConfig {
     pub(super) http: RawHttp,
     pub(super) log: RawLog,
     pub(super) routes: Vec<RawRoute>,
+    pub(super) admin: Option<RawAdmin>,
+}
+
+/// `[admin]`: the token of the admin API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) token: RawSecretSource,
 }
 
 impl Default for RawConfig {
@@ -32,6 +40,7 @@ impl Default for RawConfig {
             http: RawHttp::default(),
             log: RawLog::default(),
             routes: Vec::new(),
+            admin: None,
         }
     }
 }

@@ -109,14 +109,22 @@ mod tests {
     fn failures_and_gates_say_what_to_do() {
         let mut failed = run(
             RunStatus::Failed,
-            vec![step("a", StepStatus::Failed), step("b", StepStatus::Skipped)],
+            vec![
+                step("a", StepStatus::Failed),
+                step("b", StepStatus::Skipped),
+            ],
         );
         failed.error = Some("step a failed".into());
-        assert!(summary(&failed).ends_with("  a: failed\n  b: skipped\nRun r1: failed (step a failed)"));
+        assert!(
+            summary(&failed).ends_with("  a: failed\n  b: skipped\nRun r1: failed (step a failed)")
+        );
 
         let mut paused = run(
             RunStatus::AwaitingApproval,
-            vec![step("a", StepStatus::Success), step("review", StepStatus::Pending)],
+            vec![
+                step("a", StepStatus::Success),
+                step("review", StepStatus::Pending),
+            ],
         );
         paused.approvals.push(ApprovalState {
             step: "review".into(),

@@ -117,7 +117,9 @@ impl RawChannel {
                 headers: self.headers.clone(),
                 url: url(self.url)?,
             },
-            "slack" => Target::Slack { url: url(self.url)? },
+            "slack" => Target::Slack {
+                url: url(self.url)?,
+            },
             "telegram" => Target::Telegram {
                 base_url: base(&self.base_url, "https://api.telegram.org"),
                 token: token(&self.token)?
@@ -138,9 +140,7 @@ impl RawChannel {
                                 .bytes()
                                 .all(|byte| byte.is_ascii_alphanumeric() || b"-_".contains(&byte))
                     })
-                    .ok_or_else(|| {
-                        format!("{key}.topic: required for ntfy (A-Z a-z 0-9 - _)")
-                    })?,
+                    .ok_or_else(|| format!("{key}.topic: required for ntfy (A-Z a-z 0-9 - _)"))?,
                 token: token(&self.token)?,
             },
             other => {
@@ -212,9 +212,7 @@ impl Notifier {
             .iter()
             .zip(results)
             .filter_map(|(channel, result)| {
-                result
-                    .err()
-                    .map(|why| format!("{}: {why}", channel.name))
+                result.err().map(|why| format!("{}: {why}", channel.name))
             })
             .collect();
         if failures.is_empty() {
@@ -224,7 +222,12 @@ impl Notifier {
         }
     }
 
-    async fn send_one(&self, channel: &Channel, text: &str, about: About<'_>) -> Result<(), String> {
+    async fn send_one(
+        &self,
+        channel: &Channel,
+        text: &str,
+        about: About<'_>,
+    ) -> Result<(), String> {
         let request = match &channel.target {
             Target::Webhook {
                 url,

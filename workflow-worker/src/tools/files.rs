@@ -108,7 +108,10 @@ pub fn confine(roots: &[PathBuf], requested: &str, create: bool) -> Result<PathB
                 .map(|rest| (root, rest.to_path_buf()))
         })
         .ok_or_else(|| {
-            let allowed: Vec<String> = roots.iter().map(|root| root.display().to_string()).collect();
+            let allowed: Vec<String> = roots
+                .iter()
+                .map(|root| root.display().to_string())
+                .collect();
             format!(
                 "path `{requested}` is outside the file roots ({})",
                 allowed.join(", ")
@@ -129,7 +132,12 @@ pub fn confine(roots: &[PathBuf], requested: &str, create: bool) -> Result<PathB
                 return Err(format!("path `{requested}` goes through a symbolic link"));
             }
             Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(format!("path `{requested}`: {} is not a folder", current.display())),
+            Ok(_) => {
+                return Err(format!(
+                    "path `{requested}`: {} is not a folder",
+                    current.display()
+                ));
+            }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && create => {
                 std::fs::create_dir(&current)
                     .map_err(|error| format!("creating {}: {error}", current.display()))?;
@@ -180,7 +188,10 @@ mod tests {
             let error = check(bad, true).expect_err(bad);
             assert!(error.contains(why), "{bad}: {error}");
         }
-        assert!(!outside.path().join("new").exists(), "nothing created outside");
+        assert!(
+            !outside.path().join("new").exists(),
+            "nothing created outside"
+        );
     }
 
     #[test]
@@ -197,7 +208,10 @@ mod tests {
         let read_args = ReadFileArgs {
             path: "notes/today.md".into(),
         };
-        assert_eq!(read(&roots, &read_args, 100).expect("read").text, "one\ntwo\n");
+        assert_eq!(
+            read(&roots, &read_args, 100).expect("read").text,
+            "one\ntwo\n"
+        );
         write(&roots, &write_args("three\n", false)).expect("replace");
         assert_eq!(read(&roots, &read_args, 100).expect("read").text, "three\n");
         let too_big = read(&roots, &read_args, 3).expect_err("too large");

@@ -21,7 +21,10 @@ pub fn store(file: &Path, args: &MemoryArgs, resumed: bool) -> Result<Output, Fa
             "section and fact must be non-empty, and the section one line",
         ));
     }
-    if let Some(parent) = file.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = file
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)
             .map_err(|error| Failure::new(format!("creating {}: {error}", parent.display())))?;
     }
@@ -39,7 +42,9 @@ pub fn store(file: &Path, args: &MemoryArgs, resumed: bool) -> Result<Output, Fa
             .map_err(|error| Failure::new(format!("writing {}: {error}", file.display())))?;
         Ok(Output::text(format!("stored under ## {section}: {fact}")))
     } else {
-        Ok(Output::text(format!("already stored under ## {section}: {fact}")))
+        Ok(Output::text(format!(
+            "already stored under ## {section}: {fact}"
+        )))
     }
 }
 
@@ -48,7 +53,10 @@ pub fn store(file: &Path, args: &MemoryArgs, resumed: bool) -> Result<Output, Fa
 fn append(text: &str, section: &str, line: &str, skip_if_last: bool) -> (String, bool) {
     let header = format!("## {section}");
     let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = lines.iter().position(|candidate| candidate.trim_end() == header) else {
+    let Some(start) = lines
+        .iter()
+        .position(|candidate| candidate.trim_end() == header)
+    else {
         let mut updated = text.trim_end().to_owned();
         if !updated.is_empty() {
             updated.push_str("\n\n");
@@ -142,7 +150,12 @@ mod tests {
             section: section.into(),
             fact: fact.into(),
         };
-        store(&file, &args("Deployments", "Deployment event received"), false).expect("store");
+        store(
+            &file,
+            &args("Deployments", "Deployment event received"),
+            false,
+        )
+        .expect("store");
         store(&file, &args("People", "Ana likes tea"), false).expect("store");
         store(&file, &args("Deployments", "second"), false).expect("store");
         assert_eq!(

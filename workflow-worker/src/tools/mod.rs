@@ -113,7 +113,14 @@ impl Tools {
             }
             Tool::Publish => {
                 let publish = args::read(args).map_err(read)?;
-                publish::run(&self.nats, &settings.publish_prefix, publish, identity, timeout).await
+                publish::run(
+                    &self.nats,
+                    &settings.publish_prefix,
+                    publish,
+                    identity,
+                    timeout,
+                )
+                .await
             }
             Tool::Notify => {
                 let notify: args::NotifyArgs = args::read(args).map_err(read)?;
@@ -149,7 +156,9 @@ pub fn may_repeat(tool: Tool, args: &Value) -> bool {
         // It checks whether the fact is already there (`resumed`).
         Tool::MemoryStore => true,
         Tool::WriteFile => args::read::<WriteFileArgs>(args).is_ok_and(|write| !write.append),
-        Tool::HttpRequest => args::read::<HttpArgs>(args).is_ok_and(|http| http::is_idempotent(&http)),
+        Tool::HttpRequest => {
+            args::read::<HttpArgs>(args).is_ok_and(|http| http::is_idempotent(&http))
+        }
         Tool::ShellExec => args::read::<ShellArgs>(args).is_ok_and(|shell| shell.idempotent),
         Tool::Notify => false,
     }

@@ -46,7 +46,12 @@ pub async fn run(
         // Its own group: a timeout kills the shell and whatever it started.
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(cwd) = args.cwd.as_deref().map(std::path::PathBuf::from).or_else(|| settings.cwd.clone()) {
+    if let Some(cwd) = args
+        .cwd
+        .as_deref()
+        .map(std::path::PathBuf::from)
+        .or_else(|| settings.cwd.clone())
+    {
         command.current_dir(cwd);
     }
     let mut child = command
@@ -62,8 +67,11 @@ pub async fn run(
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let finished = tokio::time::timeout(timeout, async {
-        let (stdout, stderr, status) =
-            tokio::join!(capture(stdout, max_output), capture(stderr, max_output), child.wait());
+        let (stdout, stderr, status) = tokio::join!(
+            capture(stdout, max_output),
+            capture(stderr, max_output),
+            child.wait()
+        );
         (stdout, stderr, status)
     })
     .await;
@@ -75,7 +83,8 @@ pub async fn run(
             humantime::format_duration(timeout)
         )));
     };
-    let status = status.map_err(|error| Failure::new(format!("waiting for the process: {error}")))?;
+    let status =
+        status.map_err(|error| Failure::new(format!("waiting for the process: {error}")))?;
     let output = trim_newlines(stdout);
     let exit_code = status.code();
     if status.success() {

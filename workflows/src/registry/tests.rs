@@ -92,7 +92,9 @@ fn reload_reads_files_whose_stamp_did_not_change() {
     let file = dir.path().join("a.yaml");
     write(dir.path(), "a.yaml", &workflow("a", true, "one"));
     let registry = Registry::load(dir.path());
-    let modified = std::fs::metadata(&file).and_then(|m| m.modified()).expect("mtime");
+    let modified = std::fs::metadata(&file)
+        .and_then(|m| m.modified())
+        .expect("mtime");
     // Same length, same time stamp: only a forced reload sees the edit.
     write(dir.path(), "a.yaml", &workflow("a", true, "two"));
     std::fs::File::options()
@@ -114,5 +116,8 @@ fn a_file_and_its_name_must_agree() {
     assert!(matches!(registry.lookup("b"), Lookup::Unknown));
     assert!(matches!(registry.lookup("a"), Lookup::Unknown));
     let problems = &registry.snapshot().problems;
-    assert!(problems[0].error.contains("differs from the file name"), "{problems:?}");
+    assert!(
+        problems[0].error.contains("differs from the file name"),
+        "{problems:?}"
+    );
 }
