@@ -111,6 +111,8 @@ impl Templates {
 fn environment() -> Environment<'static> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
+    // `content: "{{ x }}\n"` means a trailing newline; keep it.
+    environment.set_keep_trailing_newline(true);
     environment.add_filter("shell_quote", shell_quote);
     environment.add_filter("from_json", from_json);
     environment
