@@ -38,7 +38,7 @@ pub struct Runner {
 #[derive(Debug)]
 pub enum Advanced {
     /// Finished, or waiting for an approval.
-    Settled(WorkflowRun),
+    Settled(Box<WorkflowRun>),
     /// Another process holds the run's lease for this much longer.
     Busy(Duration),
 }
@@ -90,13 +90,13 @@ impl Runner {
                     let run = self
                         .announce(key, run, revision, format!("approval:{index}"))
                         .await;
-                    return Ok(Advanced::Settled(run));
+                    return Ok(Advanced::Settled(Box::new(run)));
                 }
                 _ => {
                     let run = self
                         .announce(key, run, revision, "finished".to_owned())
                         .await;
-                    return Ok(Advanced::Settled(run));
+                    return Ok(Advanced::Settled(Box::new(run)));
                 }
             }
             if let Some(wait) = held_elsewhere(&run, &self.instance) {

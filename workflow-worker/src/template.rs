@@ -27,8 +27,7 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Templates {
-        let mut plain = environment();
-        plain.set_formatter(|out, state, value| minijinja::escape_formatter(out, state, value));
+        let plain = environment();
         let mut shell = environment();
         shell.set_formatter(|out, _state, value| {
             if value.is_safe() {
