@@ -31,6 +31,9 @@ use verifier::{SecretPolicy, compile_verifier};
 /// The path parameter of a workflow route (`/webhooks/{workflow}`).
 pub const WORKFLOW_PARAM: &str = "workflow";
 
+/// Path prefixes of the admin API, when `[admin]` is configured.
+pub const ADMIN_PATHS: [&str; 2] = ["/api/approvals", "/api/runs"];
+
 /// Paths the ingress serves itself; routes may not use them.
 pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
@@ -292,6 +295,19 @@ fn compile(
             }
         },
     };
+    if admin.is_some() {
+        for (index, route) in raw.routes.iter().enumerate() {
+            if ADMIN_PATHS
+                .iter()
+                .any(|prefix| route.path.starts_with(prefix))
+            {
+                problems.push(format!(
+                    "routes[{index}] ({}).path: `{}` is served by the admin API ([admin])",
+                    route.name, route.path
+                ));
+            }
+        }
+    }
     let mut names = HashSet::new();
     let mut paths = HashSet::new();
     let mut routes = Vec::new();
