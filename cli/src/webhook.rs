@@ -80,14 +80,11 @@ fn list(common: &Common) -> anyhow::Result<()> {
         if let Some(why) = &snapshot.folder_error {
             bail!("route {}: {why}", route.name);
         }
+        // A running ingress may still serve a broken file's last good
+        // version; this command has never seen one.
         for problem in &snapshot.problems {
-            let serving = if problem.serving_last_good {
-                " (its last good version is not known to this command)"
-            } else {
-                ""
-            };
             eprintln!(
-                "warning: {}: {}{serving}",
+                "warning: {} is invalid and not listed: {}",
                 problem.file.display(),
                 problem.error
             );

@@ -157,3 +157,23 @@ pub fn redact(mut text: String, secrets: &BTreeMap<String, Secret>) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_stay_in_stored_text() {
+        let secrets = BTreeMap::from([
+            (
+                "TOKEN".to_owned(),
+                Secret::new("tok-123456").expect("non-empty"),
+            ),
+            ("SHORT".to_owned(), Secret::new("ab").expect("non-empty")),
+        ]);
+        assert_eq!(
+            redact("sent tok-123456 twice: tok-123456, ab".into(), &secrets),
+            "sent *** twice: ***, ab"
+        );
+    }
+}

@@ -306,3 +306,40 @@ fn telegram_text(text: &str) -> String {
         cut
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(toml: &str, env: &[(&str, &str)]) -> Result<Channel, String> {
+        use figment::providers::Format as _;
+        let raw: RawChannel = figment::Figment::from(figment::providers::Toml::string(toml))
+            .extract()
+            .expect("a channel table");
+        let env = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        raw.compile(0, &env)
+    }
+
+    #[test]
+    fn channels_name_what_they_miss_and_never_show_secrets() {
+        let error = compile("kind = \"telegram\"\nchat_id = \"1\"", &[]).expect_err("no token");
+        assert!(error.contains("workflow.notify[0].token"), "{error}");
+        let error =
+            compile("kind = \"slack\"\nurl = { env = \"SLACK_URL\" }", &[]).expect_err("unset");
+        assert!(error.contains("SLACK_URL is not set"), "{error}");
+        let error = compile("kind = \"ntfy\"\ntopic = \"a/b\"", &[]).expect_err("topic");
+        assert!(error.contains("topic"), "{error}");
+        let error = compile("kind = \"pager\"", &[]).expect_err("kind");
+        assert!(error.contains("`pager` is not"), "{error}");
+        let channel = compile(
+            "kind = \"telegram\"\ntoken = { env = \"BOT\" }\nchat_id = \"7\"",
+            &[("BOT", "123:very-secret")],
+        )
+        .expect("valid");
+        assert_eq!(channel.name, "telegram");
+        assert!(!format!("{channel:?}").contains("very-secret"));
+    }
+}
