@@ -9,7 +9,8 @@ use async_nats::jetstream::{consumer, kv, object_store, stream};
 use schemas::streams::{
     CONNECTORS_BUCKET, DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, DELIVERIES_STREAM,
     DELIVERIES_SUBJECTS, IDEMPOTENCY_BUCKET, PAYLOADS_BUCKET, REPLAYS_BUCKET, RESULTS_PREFIX,
-    RESULTS_STREAM, SYNC_LOCKS_BUCKET, SYNC_TARGETS_BUCKET,
+    RESULTS_STREAM, SYNC_LOCKS_BUCKET, SYNC_TARGETS_BUCKET, WORKFLOW_APPROVALS_BUCKET,
+    WORKFLOW_CONTROL_PREFIX, WORKFLOW_CONTROL_STREAM, WORKFLOW_RUNS_BUCKET,
 };
 
 use crate::settings::StreamSettings;
@@ -269,6 +270,62 @@ pub fn inbox_progress() -> kv::Config {
         history: 1,
         max_age: Duration::from_secs(30 * 24 * 3600),
         storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+// --- workflows (assistant seed) ---------------------------------------------
+
+/// Workflow runs: one entry per run, rewritten after every step with
+/// compare-and-set on its revision. Kept for `max_age` (the worker's
+/// `workflow.runs_max_age`), long enough for any approval to be decided.
+pub fn workflow_runs(max_age: Duration) -> kv::Config {
+    kv::Config {
+        bucket: WORKFLOW_RUNS_BUCKET.to_owned(),
+        description: "tidegate workflow runs (workflow run v1)".to_owned(),
+        history: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// Runs waiting for an approval: one entry per paused run, deleted once
+/// it is decided or expires. Small: only what waits.
+pub fn workflow_approvals() -> kv::Config {
+    kv::Config {
+        bucket: WORKFLOW_APPROVALS_BUCKET.to_owned(),
+        description: "tidegate workflow runs waiting for an approval".to_owned(),
+        history: 1,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    }
+}
+
+/// Approval decisions for the workflow worker, kept a week for audit.
+pub fn workflow_control() -> stream::Config {
+    stream::Config {
+        name: WORKFLOW_CONTROL_STREAM.to_owned(),
+        description: Some("tidegate workflow approval decisions (run decision v1)".to_owned()),
+        subjects: vec![format!("{WORKFLOW_CONTROL_PREFIX}.>")],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    }
+}
+
+/// The workflow worker's durable consumer of decisions, shared by every
+/// replica (`<worker name>-control`).
+pub fn workflow_control_consumer(worker: &str, ack_wait: Duration) -> consumer::pull::Config {
+    let name = format!("{worker}-control");
+    consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        description: Some(format!("tidegate workflow decisions for {worker}")),
+        ack_policy: consumer::AckPolicy::Explicit,
+        ack_wait,
+        max_deliver: 20,
+        deliver_policy: consumer::DeliverPolicy::All,
         ..Default::default()
     }
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::print_stdout)] // the CLI's output is its interface
 
+mod approvals;
 mod banner;
 mod common;
 mod deliveries;
@@ -22,6 +23,8 @@ mod streams;
 mod table;
 mod targets;
 mod up;
+mod webhook;
+mod workflows;
 
 use std::process::ExitCode;
 
@@ -61,6 +64,12 @@ enum Command {
     /// Live connector sync targets (KV): list, add, remove; the github-sync
     /// worker applies changes without a restart.
     Targets(targets::TargetsArgs),
+    /// Workflow webhooks (assistant seed): list them, send a signed test.
+    Webhook(webhook::WebhookArgs),
+    /// Workflow runs paused at an approval gate: list, approve, reject.
+    Approvals(approvals::ApprovalsArgs),
+    /// Workflow runs and files: `runs show <run>`, `check`.
+    Workflows(workflows::WorkflowsArgs),
 }
 
 #[tokio::main]
@@ -75,6 +84,9 @@ async fn main() -> ExitCode {
         Command::Dlq(args) => dlq::run(args).await,
         Command::Streams(args) => streams::run(args).await,
         Command::Targets(args) => targets::run(args).await,
+        Command::Webhook(args) => webhook::run(args).await,
+        Command::Approvals(args) => approvals::run(args).await,
+        Command::Workflows(args) => workflows::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

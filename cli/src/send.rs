@@ -44,7 +44,7 @@ pub(crate) struct SendArgs {
     query: Vec<(String, String)>,
     /// Base URL of the ingress (default: the configuration's `public_url`).
     #[arg(long)]
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Content type of the body (default: application/json, or the first
     /// type the route accepts).
     #[arg(long)]
@@ -59,6 +59,75 @@ fn name_value(text: &str) -> Result<(String, String), String> {
 }
 
 pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
+    let answer = exchange(&args, None, |method, url, summary| {
+        if !args.common.json {
+            println!("sending {method} {url} ({summary})");
+        }
+    })
+    .await?;
+    if args.common.json {
+        let body = serde_json::from_str::<serde_json::Value>(&answer.text)
+            .unwrap_or(serde_json::Value::String(answer.text.clone()));
+        let out = json!({
+            "route": answer.route,
+            "method": answer.method.as_str(),
+            "url": answer.url,
+            "query": answer.query,
+            "status": answer.status.as_u16(),
+            "body": body,
+        });
+        println!("{out}");
+    } else {
+        println!("response: {}", answer.status);
+        if !answer.text.is_empty() {
+            println!("{}", answer.text.trim_end());
+        }
+    }
+    if !answer.status.is_success() {
+        bail!("the ingress answered {}", answer.status);
+    }
+    Ok(())
+}
+
+/// The arguments `tidegate webhook test` sends with: the workflow as the
+/// route's `{workflow}` parameter.
+pub(crate) fn for_workflow(
+    common: Common,
+    route: &str,
+    param: &str,
+    workflow: &str,
+    file: Option<PathBuf>,
+) -> SendArgs {
+    SendArgs {
+        common,
+        route: route.to_owned(),
+        file,
+        event: None,
+        params: vec![(param.to_owned(), workflow.to_owned())],
+        query: Vec::new(),
+        url: None,
+        content_type: None,
+    }
+}
+
+/// What the ingress answered.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) route: String,
+    pub(crate) method: Method,
+    pub(crate) url: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) status: http::StatusCode,
+    pub(crate) text: String,
+}
+
+/// Builds, signs and sends the request; `announce` sees it before it
+/// goes. `wait` replaces the usual answer timeout.
+pub(crate) async fn exchange(
+    args: &SendArgs,
+    wait: Option<Duration>,
+    announce: impl FnOnce(&Method, &str, &str),
+) -> anyhow::Result<Answer> {
     let loaded = args.common.ingress_config_lenient()?;
     let config = &loaded.config;
     let Some(route) = config.routes.iter().find(|route| route.name == args.route) else {
@@ -80,16 +149,14 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let request = build(route, &loaded, &args, body, SystemTime::now())?;
+    let request = build(route, &loaded, args, body, SystemTime::now())?;
     let base = args.url.as_deref().unwrap_or(&config.public_url);
     let url = format!("{}{}", base.trim_end_matches('/'), request.path);
-    let timeout = match route.mode {
+    let timeout = wait.unwrap_or(match route.mode {
         Mode::Async => SEND_TIMEOUT,
         Mode::Sync => route.timeout + SEND_TIMEOUT,
-    };
-    if !args.common.json {
-        println!("sending {} {url} ({})", request.method, request.summary);
-    }
+    });
+    announce(&request.method, &url, &request.summary);
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("tidegate-send/", env!("CARGO_PKG_VERSION")))
@@ -108,28 +175,14 @@ pub(crate) async fn run(args: SendArgs) -> anyhow::Result<()> {
         .text()
         .await
         .with_context(|| format!("reading the answer from {url}"))?;
-    if args.common.json {
-        let body = serde_json::from_str::<serde_json::Value>(&text)
-            .unwrap_or(serde_json::Value::String(text));
-        let answer = json!({
-            "route": route.name,
-            "method": request.method.as_str(),
-            "url": url,
-            "query": request.query,
-            "status": status.as_u16(),
-            "body": body,
-        });
-        println!("{answer}");
-    } else {
-        println!("response: {status}");
-        if !text.is_empty() {
-            println!("{}", text.trim_end());
-        }
-    }
-    if !status.is_success() {
-        bail!("the ingress answered {status}");
-    }
-    Ok(())
+    Ok(Answer {
+        route: route.name.clone(),
+        method: request.method,
+        url,
+        query: request.query,
+        status,
+        text,
+    })
 }
 
 /// A request ready to send.

@@ -29,6 +29,12 @@ pub use lenient::Lenient;
 use raw::{RawConfig, RawRoute};
 use verifier::{SecretPolicy, compile_verifier};
 
+/// The path parameter of a workflow route (`/webhooks/{workflow}`).
+pub const WORKFLOW_PARAM: &str = "workflow";
+
+/// Path prefixes of the admin API, when `[admin]` is configured.
+pub const ADMIN_PATHS: [&str; 2] = ["/api/approvals", "/api/runs"];
+
 /// Paths the ingress serves itself; routes may not use them.
 pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
@@ -36,7 +42,8 @@ pub const RESERVED_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// variables (`TIDEGATE_CONFIG`, secrets such as `TIDEGATE_API_TOKEN`) are
 /// not configuration keys and are left alone. `TIDEGATE_NATS_URL` sets
 /// `nats.url`.
-const ENV_KEYS: [&str; 9] = [
+const ENV_KEYS: [&str; 10] = [
+    "admin",
     "listen",
     "public_url",
     "nats",
@@ -76,6 +83,16 @@ pub struct Config {
     /// `GET /api/webhook/pending` and `DELETE /api/webhook/items`, when
     /// `[consumer_api]` is configured.
     pub consumer_api: Option<crate::consumer_api::ApiConfig>,
+    /// The token-gated admin API (workflow approvals and runs), when
+    /// `[admin]` is configured.
+    pub admin: Option<Admin>,
+}
+
+/// `[admin]`: `Authorization: Bearer <token>` on `/api/approvals` and
+/// `/api/runs`.
+#[derive(Debug)]
+pub struct Admin {
+    pub token: ::verify::Secret,
 }
 
 /// One configured webhook endpoint.
@@ -112,6 +129,16 @@ pub struct Route {
     /// Whether a body sent as JSON must parse (400 otherwise). When false
     /// it is stored whatever it is: verbatim if it is JSON, else base64.
     pub validate_json: bool,
+    /// The workflows this route triggers (`workflows = "<folder>"`).
+    pub workflows: Option<WorkflowRoute>,
+}
+
+/// A route whose `{workflow}` parameter names a workflow file.
+#[derive(Debug, Clone)]
+pub struct WorkflowRoute {
+    pub registry: Arc<workflows::Registry>,
+    /// The path parameter holding the workflow's name.
+    pub param: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +288,34 @@ fn compile(
         .trim_end_matches('/')
         .to_owned();
 
+    let admin = match &raw.admin {
+        None => None,
+        Some(admin) => match admin.token.resolve(env) {
+            Ok(Some(token)) => Some(Admin { token }),
+            Ok(None) if policy == SecretPolicy::Lenient => None,
+            Ok(None) => {
+                problems.push("admin.token: not set (remove [admin] to serve no admin API)".into());
+                None
+            }
+            Err(why) => {
+                problems.push(format!("admin.token: {why}"));
+                None
+            }
+        },
+    };
+    if admin.is_some() {
+        for (index, route) in raw.routes.iter().enumerate() {
+            if ADMIN_PATHS
+                .iter()
+                .any(|prefix| route.path.starts_with(prefix))
+            {
+                problems.push(format!(
+                    "routes[{index}] ({}).path: `{}` is served by the admin API ([admin])",
+                    route.name, route.path
+                ));
+            }
+        }
+    }
     let mut names = HashSet::new();
     // Two routes may share a path when their methods differ (a sync GET
     // and a queued POST of the same plugin command).
@@ -306,6 +361,7 @@ fn compile(
         log,
         routes,
         consumer_api,
+        admin,
     }
 }
 
@@ -479,6 +535,41 @@ fn compile_route(
             .collect()
     });
 
+    let enabled = match raw.enabled_env.as_deref() {
+        None => raw.enabled,
+        Some(name) => match env.get(name).map(|value| value.trim().to_ascii_lowercase()) {
+            None => raw.enabled,
+            Some(value) if value.is_empty() => raw.enabled,
+            Some(value) if ["true", "1", "yes", "on"].contains(&value.as_str()) => true,
+            Some(value) if ["false", "0", "no", "off"].contains(&value.as_str()) => false,
+            Some(_) => {
+                problems.push(format!(
+                    "{key}.enabled_env: {name} must be true or false (or 1/0, yes/no, on/off)"
+                ));
+                raw.enabled
+            }
+        },
+    };
+    let workflows = match raw.workflows {
+        None => None,
+        Some(folder) if !params.iter().any(|param| param == WORKFLOW_PARAM) => {
+            problems.push(format!(
+                "{key}.workflows: the path must have a {{{WORKFLOW_PARAM}}} parameter naming the workflow (`{folder}`)"
+            ));
+            None
+        }
+        Some(folder) if mode == Mode::Sync => {
+            problems.push(format!(
+                "{key}.workflows: `{folder}`: workflow routes store deliveries; use mode = \"async\" (each workflow has its own mode)"
+            ));
+            None
+        }
+        Some(folder) => Some(WorkflowRoute {
+            registry: Arc::new(workflows::Registry::new(folder)),
+            param: WORKFLOW_PARAM.to_owned(),
+        }),
+    };
+
     if problems.len() > before {
         return None;
     }
@@ -496,13 +587,14 @@ fn compile_route(
         normalize,
         body_limit,
         content_types,
-        enabled: raw.enabled,
+        enabled,
         timeout,
         drop_headers,
         verifier: verifier?,
         // Filled in by `compile`, which holds the `http.rate_limit` default.
         admission: None,
         validate_json: raw.validate_json.unwrap_or(true),
+        workflows,
     })
 }
 

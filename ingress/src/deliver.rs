@@ -127,6 +127,12 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
     if verified == Verified::Open && route.verifier.scheme != ::verify::Scheme::None {
         debug!(route = %route.name, "no secret configured; accepted unsigned");
     }
+    // Only after the signature: an unsigned caller learns nothing about
+    // which workflows exist.
+    let workflow = match &route.workflows {
+        Some(workflows) => Some(crate::workflow::find(state, workflows, &params)?),
+        None => None,
+    };
 
     // Only now, after verification, does anything read the body.
     let incoming = Incoming {
@@ -203,6 +209,14 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
         nats_headers::MSG_ID,
         format!("{}:{id}", route.name).as_str(),
     );
+    if let Some(loaded) = &workflow {
+        let run = crate::workflow::Run {
+            route,
+            loaded,
+            id: &id,
+        };
+        return crate::workflow::deliver(state, &run, subject, headers, built.json.into()).await;
+    }
     let published = state
         .broker
         .publish(&route.name, subject.into(), headers, built.json.into())
@@ -260,7 +274,7 @@ fn subject_for(
 
 /// Every publish failure but an oversized envelope is transient: 503 with
 /// `Retry-After`, and a message that says what happened.
-fn publish_error(state: &AppState, error: &PublishError) -> IngressError {
+pub(crate) fn publish_error(state: &AppState, error: &PublishError) -> IngressError {
     let retry_after = state.http.retry_after;
     match error {
         // Not transient: retrying the same body cannot succeed.

@@ -58,6 +58,19 @@ pub enum IngressError {
     Internal,
     #[error("the consumer API does not serve agent {0}")]
     AgentNotServed(String),
+    #[error("no workflow named {0}")]
+    WorkflowNotFound(String),
+    #[error("workflow {0} is disabled")]
+    WorkflowDisabled(String),
+    #[error("run {0} is not waiting for an approval")]
+    NoPendingApproval(String),
+    #[error("no workflow run {0}")]
+    RunNotFound(String),
+    #[error("the workflow system is not ready ({detail}); retry later")]
+    WorkflowsUnavailable {
+        retry_after: Duration,
+        detail: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -87,6 +100,12 @@ impl IngressError {
             IngressError::BadReply => StatusCode::BAD_GATEWAY,
             IngressError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             IngressError::AgentNotServed(_) => StatusCode::NOT_FOUND,
+            IngressError::WorkflowNotFound(_) => StatusCode::NOT_FOUND,
+            IngressError::WorkflowDisabled(_) => StatusCode::CONFLICT,
+            IngressError::NoPendingApproval(_) | IngressError::RunNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            IngressError::WorkflowsUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -111,6 +130,11 @@ impl IngressError {
             IngressError::BadReply => "bad_worker_reply",
             IngressError::Internal => "internal",
             IngressError::AgentNotServed(_) => "agent_not_served",
+            IngressError::WorkflowNotFound(_) => "workflow_not_found",
+            IngressError::WorkflowDisabled(_) => "workflow_disabled",
+            IngressError::NoPendingApproval(_) => "no_pending_approval",
+            IngressError::RunNotFound(_) => "run_not_found",
+            IngressError::WorkflowsUnavailable { .. } => "workflows_unavailable",
         }
     }
 
@@ -142,6 +166,7 @@ impl IntoResponse for IngressError {
             }
             IngressError::Unavailable { retry_after, .. }
             | IngressError::StreamFull { retry_after, .. }
+            | IngressError::WorkflowsUnavailable { retry_after, .. }
             | IngressError::NoResponders { retry_after } => {
                 let seconds = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -2,6 +2,7 @@
 //! an envelope, publish it to JetStream and answer only after the PubAck.
 //! `run` and `router` are the seams the binary and the tests use.
 
+pub mod admin;
 pub mod client_ip;
 pub mod config;
 pub mod consumer_api;
@@ -19,6 +20,7 @@ pub mod subject;
 pub mod sync;
 pub mod telemetry;
 pub mod verify;
+pub mod workflow;
 
 use std::sync::Arc;
 
@@ -92,6 +94,15 @@ pub async fn run(
             "consumer API enabled"
         );
     }
+    for route in &config.routes {
+        if let Some(workflows) = &route.workflows {
+            tokio::spawn(::workflows::watch::watch(
+                workflows.registry.clone(),
+                ::workflows::watch::DEFAULT_INTERVAL,
+                shutdown.clone(),
+            ));
+        }
+    }
     let state = Arc::new(AppState {
         broker: broker.clone(),
         http: config.http.clone(),
@@ -99,7 +110,10 @@ pub async fn run(
         refusals: telemetry::LogLimiter::default(),
         consumer_api: config.consumer_api.map(consumer_api::ConsumerApi::new),
     });
-    let app = router(state, &config.routes);
+    let mut app = router(state.clone(), &config.routes);
+    if let Some(admin) = &config.admin {
+        app = app.merge(admin::router(state, admin.token.clone()));
+    }
     info!(address = %listener.local_addr()?, routes = config.routes.len(), "listening");
     let stop = shutdown.clone();
     tokio::spawn({

@@ -11,6 +11,7 @@ pub mod streams;
 pub mod sync_reply;
 pub mod sync_target;
 pub mod webhook_item;
+pub mod workflow;
 
 pub use connector::{ConnectorSync, GITHUB_CONNECTOR};
 pub use envelope::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
@@ -20,6 +21,10 @@ pub use sync_reply::SyncReply;
 pub use sync_target::SyncTarget;
 pub use webhook_item::{
     DeleteItems, DeletedItems, InboxItem, ItemEncoding, PendingItem, PendingItems,
+};
+pub use workflow::{
+    ApprovalDecision, ApprovalState, DecisionKind, Lease, PendingApproval, RunDecision, RunStatus,
+    RunTrigger, StepResult, StepStatus, WorkflowRun,
 };
 
 #[cfg(test)]

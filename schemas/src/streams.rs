@@ -104,3 +104,22 @@ pub const API_LEASES_BUCKET: &str = "tidegate_api_leases";
 /// notify done), so a redelivery neither writes a second file nor skips
 /// the notification.
 pub const INBOX_BUCKET: &str = "tidegate_inbox";
+
+// --- workflows (assistant seed) ---------------------------------------------
+
+/// KV bucket of workflow runs (`WorkflowRun` v1), one key per run
+/// (`workflow::run_key`). Every write also goes out on
+/// `$KV.tidegate_workflow_runs.<run key>`, which the ingress listens to for
+/// synchronous workflows.
+pub const WORKFLOW_RUNS_BUCKET: &str = "tidegate_workflow_runs";
+/// KV bucket of runs waiting for an approval (`PendingApproval` v1).
+pub const WORKFLOW_APPROVALS_BUCKET: &str = "tidegate_workflow_approvals";
+/// Stream of approval decisions (`RunDecision` v1).
+pub const WORKFLOW_CONTROL_STREAM: &str = "TIDEGATE_WORKFLOW_CONTROL";
+/// `tidegate.workflow.control.<run key>`.
+pub const WORKFLOW_CONTROL_PREFIX: &str = "tidegate.workflow.control";
+
+/// The subject a run's KV entry is written on.
+pub fn workflow_run_subject(run_key: &str) -> String {
+    format!("$KV.{WORKFLOW_RUNS_BUCKET}.{run_key}")
+}

@@ -430,3 +430,38 @@ fn only_exact_json_values_are_embedded() {
     assert!(is_json_media("Application/Problem+JSON"));
     assert!(!is_json_media("text/plain"));
 }
+#[test]
+fn workflow_examples_match_their_schemas_and_types() {
+    assert_eq!(
+        check_examples::<WorkflowRun>("workflow-run.", "workflow-run.v1.schema.json"),
+        2
+    );
+    assert_eq!(
+        check_examples::<PendingApproval>("workflow-approval.", "workflow-approval.v1.schema.json"),
+        1
+    );
+    assert_eq!(
+        check_examples::<RunDecision>("workflow-decision.", "workflow-decision.v1.schema.json"),
+        1
+    );
+}
+
+#[test]
+fn run_keys_are_one_token_and_never_shared() {
+    use crate::workflow::run_key;
+    let ids = ["0193a4f2-7c1e", "42_3f1a", "a.b", "a=2Eb", "x:y@z"];
+    let keys: Vec<String> = ids.iter().map(|id| run_key(id)).collect();
+    for key in &keys {
+        assert!(
+            key.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-=".contains(&b)),
+            "{key}"
+        );
+    }
+    assert_eq!(keys[0], "0193a4f2-7c1e");
+    assert_eq!(keys[2], "a=2Eb");
+    assert_ne!(
+        keys[2], keys[3],
+        "an id that looks encoded gets its own key"
+    );
+}

@@ -80,6 +80,7 @@ pub async fn run<J: Job>(
         config.name.clone(),
         shutdown.clone(),
     ));
+    let background = job.background(&shutdown);
     info!(worker = %config.name, filter = %config.consumer.filter_subjects.join(" "), concurrency = config.consumer.concurrency, "consuming");
     let shared = Arc::new(runtime::consume::Shared {
         config,
@@ -90,6 +91,11 @@ pub async fn run<J: Job>(
     });
     runtime::consume::run(shared.clone(), prepared.consumer, shutdown).await;
     shared.job.finish().await;
+    for task in background {
+        if let Err(error) = task.await {
+            tracing::warn!(error = %error, "a background task failed");
+        }
+    }
     client.flush().await.ok();
     Ok(())
 }

@@ -20,6 +20,14 @@ pub(super) struct RawConfig {
     pub(super) log: RawLog,
     pub(super) routes: Vec<RawRoute>,
     pub(super) consumer_api: Option<super::consumer_api::RawConsumerApi>,
+    pub(super) admin: Option<RawAdmin>,
+}
+
+/// `[admin]`: the token of the admin API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub(super) token: RawSecretSource,
 }
 
 impl Default for RawConfig {
@@ -34,6 +42,7 @@ impl Default for RawConfig {
             log: RawLog::default(),
             routes: Vec::new(),
             consumer_api: None,
+            admin: None,
         }
     }
 }
@@ -80,6 +89,14 @@ pub(super) struct RawRoute {
     /// (base64) instead of answering 400.
     #[serde(default)]
     pub(super) validate_json: Option<bool>,
+    /// A folder of workflow files: the route's `{workflow}` parameter names
+    /// one (unknown → 404, disabled → 409, folder unreadable → 503).
+    #[serde(default)]
+    pub(super) workflows: Option<String>,
+    /// An environment variable that, when set (`true`/`false`), overrides
+    /// `enabled` (the assistant seed's `ASSISTANT_WEBHOOK_ENABLED`).
+    #[serde(default)]
+    pub(super) enabled_env: Option<String>,
 }
 
 fn default_methods() -> Vec<String> {

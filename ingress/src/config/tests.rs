@@ -222,3 +222,60 @@ fn routes_may_share_a_path_only_with_disjoint_methods() {
         "{found:#?}"
     );
 }
+#[test]
+fn workflow_routes_need_a_workflow_parameter_and_the_enable_switch_reads_env() {
+    let route = |path: &str, mode: &str| {
+        format!(
+            "[[routes]]\nname = \"workflow\"\npath = \"{path}\"\nsubject = \"workflow.x\"\nmode = \"{mode}\"\nworkflows = \"data/workflows\"\nenabled_env = \"ASSISTANT_WEBHOOK_ENABLED\"\n[routes.verifier]\nkind = \"none\"\n"
+        )
+    };
+    let found = problems(&route("/webhooks/{name}", "async"), &[]);
+    assert!(
+        found[0].contains("must have a {workflow} parameter"),
+        "{found:#?}"
+    );
+    let found = problems(&route("/webhooks/{workflow}", "sync"), &[]);
+    assert!(found[0].contains("use mode = \"async\""), "{found:#?}");
+    let found = problems(
+        &route("/webhooks/{workflow}", "async"),
+        &[("ASSISTANT_WEBHOOK_ENABLED", "maybe")],
+    );
+    assert!(
+        found[0].contains("ASSISTANT_WEBHOOK_ENABLED must be true or false"),
+        "{found:#?}"
+    );
+    for (value, enabled) in [("false", false), ("0", false), ("true", true), ("", true)] {
+        let config = Config::from_toml(
+            &route("/webhooks/{workflow}", "async"),
+            &env(&[("ASSISTANT_WEBHOOK_ENABLED", value)]),
+        )
+        .expect("valid");
+        assert_eq!(config.routes[0].enabled, enabled, "{value:?}");
+        let workflows = config.routes[0]
+            .workflows
+            .as_ref()
+            .expect("a workflow route");
+        assert_eq!(workflows.param, "workflow");
+        assert_eq!(
+            workflows.registry.folder(),
+            std::path::Path::new("data/workflows")
+        );
+    }
+}
+
+#[test]
+fn the_admin_api_needs_its_token() {
+    let admin = "[admin]\ntoken = { env = \"ADMIN\" }\n";
+    assert_eq!(
+        problems(admin, &[]),
+        ["admin.token: not set (remove [admin] to serve no admin API)"]
+    );
+    let config = Config::from_toml(admin, &env(&[("ADMIN", "t")])).expect("valid");
+    assert!(config.admin.is_some());
+    assert!(
+        Config::from_toml("", &env(&[]))
+            .expect("valid")
+            .admin
+            .is_none()
+    );
+}

@@ -22,6 +22,7 @@ mod secrets;
 mod secured;
 mod slow_clients;
 mod sync_callback;
+mod workflows;
 
 use serde_json::Value;
 

@@ -52,6 +52,17 @@ pub trait Job: Send + Sync + 'static {
     fn finish(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// Tasks that run beside the consumer until `shutdown` (a second
+    /// consumer, a periodic sweep), started once after `prepare`
+    /// succeeded; the runtime waits for them before it returns. None by
+    /// default.
+    fn background(
+        &self,
+        _shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        Vec::new()
+    }
 }
 
 /// What a job's `prepare` gets: JetStream and the placement every stream
