@@ -188,6 +188,7 @@ fuzz_target!(|input: Input<'_>| {
         path: input.path,
         params: &params,
         query: &query,
+        raw_query: None,
         headers: &headers,
         body: &body,
         received_at: at(u64::from(input.received_at)),

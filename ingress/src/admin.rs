@@ -34,7 +34,7 @@ struct Admin {
 }
 
 /// The admin routes; merged into the ingress's router.
-pub fn router(state: Arc<AppState>, token: Secret) -> Router {
+pub(crate) fn router(state: Arc<AppState>, token: Secret) -> Router {
     let admin = Admin {
         state,
         token: Arc::new([token]),

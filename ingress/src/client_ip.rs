@@ -9,9 +9,9 @@ use ipnet::IpNet;
 
 /// Set by Cloudflare's edge (and passed on by cloudflared) to the address
 /// that connected to it.
-pub const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
+pub(crate) const CF_CONNECTING_IP: HeaderName = HeaderName::from_static("cf-connecting-ip");
 /// `client, proxy1, proxy2`: each proxy appends the address it saw.
-pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Networks parsed at config load; an address matches if any contains it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl IpList {
 /// Parses `10.0.0.0/8`, `2001:db8::/32`, or a single address (`192.0.2.1`
 /// means `192.0.2.1/32`). A network with host bits set (`10.0.0.1/8`) is
 /// refused: it is usually a typo for something narrower.
-pub fn parse_net(text: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_net(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
     if let Ok(address) = text.parse::<IpAddr>() {
         return Ok(IpNet::from(address.to_canonical()));
@@ -61,7 +61,7 @@ pub fn parse_net(text: &str) -> Result<IpNet, String> {
 /// first entry that is not itself a trusted proxy. When every entry is
 /// trusted, or an entry cannot be read, the nearest address known so far
 /// is the answer: nothing further left can be believed.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &IpList) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &IpList) -> IpAddr {
     let peer = peer.to_canonical();
     if trusted.is_empty() || !trusted.contains(peer) {
         return peer;

@@ -22,16 +22,16 @@ use crate::subject::Vars;
 use crate::telemetry::metric;
 use crate::verify::Verifier;
 
-pub use leases::Leases;
+pub(crate) use leases::Leases;
 
 /// Where pollers find pending items.
-pub const PENDING_PATH: &str = "/api/webhook/pending";
+pub(crate) const PENDING_PATH: &str = "/api/webhook/pending";
 /// Where pollers mark items processed.
-pub const DELETE_PATH: &str = "/api/webhook/items";
+pub(crate) const DELETE_PATH: &str = "/api/webhook/items";
 /// The `route` label of the API's requests in the metrics.
-pub const METRIC_ROUTE: &str = "consumer_api";
+pub(crate) const METRIC_ROUTE: &str = "consumer_api";
 /// Counter: items leased, deleted, or asked to be deleted but unknown.
-pub const ITEMS_METRIC: &str = "tidegate_ingress_api_items_total";
+pub(crate) const ITEMS_METRIC: &str = "tidegate_ingress_api_items_total";
 
 /// `[consumer_api]`, validated.
 #[derive(Debug)]
@@ -83,7 +83,7 @@ impl ConsumerApi {
 }
 
 /// Adds the two endpoints; other methods answer 405 with `Allow`.
-pub fn mount(app: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
+pub(crate) fn mount(app: Router<Arc<AppState>>) -> Router<Arc<AppState>> {
     app.route(
         PENDING_PATH,
         get(pending::handle).fallback(|| async { not_allowed("GET") }),
@@ -146,7 +146,7 @@ fn finish(result: Result<Response, IngressError>) -> Response {
 }
 
 /// Registers the item counter at 0.
-pub fn register_metrics() {
+pub(crate) fn register_metrics() {
     metrics::describe_counter!(
         ITEMS_METRIC,
         "Consumer API items by outcome: leased, deleted, unknown"

@@ -38,7 +38,7 @@ struct Accepted<'a> {
 
 /// Entry point for a configured route: runs the pipeline inside a span and
 /// counts the outcome.
-pub async fn handle(state: Arc<AppState>, route: Arc<Route>, request: Request) -> Response {
+pub(crate) async fn handle(state: Arc<AppState>, route: Arc<Route>, request: Request) -> Response {
     let span = info_span!("delivery", route = %route.name, delivery_id = tracing::field::Empty);
     let response = async {
         match run(&state, &route, request).await {

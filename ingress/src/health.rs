@@ -12,11 +12,11 @@ use serde_json::json;
 
 use crate::AppState;
 
-pub async fn healthz() -> Response {
+pub(crate) async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
-pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let connected = state.broker.is_connected();
     let ready = state.broker.ready();
     let body = Json(json!({
@@ -36,7 +36,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let text = state.metrics.render();
     (
         [(

@@ -2,25 +2,34 @@
 //! an envelope, publish it to JetStream and answer only after the PubAck.
 //! `run` and `router` are the seams the binary and the tests use.
 
-pub mod admin;
-pub mod client_ip;
+mod admin;
+mod client_ip;
 pub mod config;
-pub mod consumer_api;
-pub mod deliver;
+mod consumer_api;
+mod deliver;
 pub mod envelope;
 pub mod error;
-pub mod health;
-pub mod limit;
-pub mod nats;
-pub mod normalize;
-pub mod publish;
-pub mod readiness;
-pub mod serve;
+mod health;
+mod limit;
+mod nats;
+mod normalize;
+mod publish;
+mod readiness;
+mod serve;
 pub mod subject;
-pub mod sync;
-pub mod telemetry;
+mod sync;
+mod telemetry;
 pub mod verify;
-pub mod workflow;
+mod workflow;
+
+// What `Config` exposes, and what the binary needs: the rest of the crate
+// is private to it.
+pub use crate::client_ip::IpList;
+pub use crate::consumer_api::ApiConfig;
+pub use crate::limit::Admission;
+pub use crate::nats::{Broker, BrokerConfig};
+pub use crate::serve::HttpConfig;
+pub use crate::telemetry::{LogConfig, LogFormat, init_logging};
 
 use std::sync::Arc;
 
@@ -36,8 +45,6 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Route};
 use crate::error::IngressError;
-use crate::nats::Broker;
-use crate::serve::HttpConfig;
 use crate::verify::Secrets;
 
 /// What every request handler shares. Holds no per-delivery state.

@@ -19,7 +19,7 @@ use crate::telemetry::metric;
 
 /// `rate_limit` as written (`http.rate_limit` or a route's own).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct RawRateLimit {
+pub(crate) struct RawRateLimit {
     /// All clients of the route together.
     #[serde(default)]
     pub per_route: Option<RawRate>,
@@ -30,7 +30,7 @@ pub struct RawRateLimit {
 
 /// Integers are read wide so that a negative one is reported by key.
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct RawRate {
+pub(crate) struct RawRate {
     /// `10/s`, `600/m`, `1/10s`.
     pub rate: String,
     /// Requests admitted at once; the rate's count when unset.
@@ -42,7 +42,7 @@ pub struct RawRate {
 }
 
 /// Addresses tracked per route when `max_clients` is not set.
-pub const DEFAULT_MAX_CLIENTS: usize = 100_000;
+pub(crate) const DEFAULT_MAX_CLIENTS: usize = 100_000;
 
 /// A route's abuse controls; a route with none has no `Admission` at all.
 #[derive(Debug)]

@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
     let config = Config::load(&Config::figment(args.config.as_deref()), &env)?;
-    ingress::telemetry::init_logging(&config.log);
+    ingress::init_logging(&config.log);
     if args.check {
         tracing::info!(routes = config.routes.len(), "configuration is valid");
         return Ok(());

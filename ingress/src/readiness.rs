@@ -29,7 +29,7 @@ pub enum Unready {
 }
 
 #[derive(Debug)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     started: Instant,
     /// Milliseconds after `started` of the last PubAck or good probe, plus
     /// one (0: never).

@@ -43,7 +43,7 @@ pub struct HttpConfig {
 /// routes that set none (read by `config.rs`).
 #[derive(Debug, Deserialize)]
 #[serde(default)]
-pub struct RawHttp {
+pub(crate) struct RawHttp {
     pub header_read_timeout: String,
     pub body_timeout: String,
     pub max_connections: usize,
@@ -107,7 +107,7 @@ impl RawHttp {
     }
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     http: &HttpConfig,

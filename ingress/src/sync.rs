@@ -19,7 +19,7 @@ use crate::error::IngressError;
 
 /// Sends the envelope and waits for a worker's reply, at most the route's
 /// timeout.
-pub async fn request(
+pub(crate) async fn request(
     state: &AppState,
     route: &Route,
     subject: String,

@@ -23,7 +23,7 @@ pub struct LogConfig {
 /// `[log]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawLog {
+pub(crate) struct RawLog {
     pub format: Option<String>,
 }
 
@@ -41,32 +41,32 @@ impl RawLog {
     }
 }
 
-pub mod metric {
+pub(crate) mod metric {
     /// Counter: requests by `route` and `status`.
-    pub const REQUESTS: &str = "tidegate_ingress_requests_total";
+    pub(crate) const REQUESTS: &str = "tidegate_ingress_requests_total";
     /// Counter: verification failures by `route` and `reason`.
-    pub const VERIFY_FAILURES: &str = "tidegate_ingress_verification_failures_total";
+    pub(crate) const VERIFY_FAILURES: &str = "tidegate_ingress_verification_failures_total";
     /// Histogram: seconds from publish to PubAck, by `route`.
-    pub const PUBLISH_SECONDS: &str = "tidegate_ingress_publish_seconds";
+    pub(crate) const PUBLISH_SECONDS: &str = "tidegate_ingress_publish_seconds";
     /// Counter: failed publishes by `route` and `reason`.
-    pub const PUBLISH_FAILURES: &str = "tidegate_ingress_publish_failures_total";
+    pub(crate) const PUBLISH_FAILURES: &str = "tidegate_ingress_publish_failures_total";
     /// Counter: deliveries stored, by `route` and `outcome` (stored,
     /// duplicate, ignored).
-    pub const DELIVERIES: &str = "tidegate_ingress_deliveries_total";
+    pub(crate) const DELIVERIES: &str = "tidegate_ingress_deliveries_total";
     /// Counter: bodies kept in the payload bucket, by `route` and `outcome`
     /// (uploaded, present: an identical object was already stored).
-    pub const PAYLOAD_OBJECTS: &str = "tidegate_ingress_payload_objects_total";
+    pub(crate) const PAYLOAD_OBJECTS: &str = "tidegate_ingress_payload_objects_total";
     /// Counter: requests admitted without a per-client bucket because the
     /// route's client table was full of active clients, by `route`.
-    pub const RATE_LIMIT_UNTRACKED: &str = "tidegate_ingress_rate_limit_untracked_total";
+    pub(crate) const RATE_LIMIT_UNTRACKED: &str = "tidegate_ingress_rate_limit_untracked_total";
     /// Counter: checks that found the deliveries stream gone while running.
-    pub const STREAM_MISSING: &str = "tidegate_ingress_stream_missing_total";
+    pub(crate) const STREAM_MISSING: &str = "tidegate_ingress_stream_missing_total";
 }
 
 /// Every counter, present at 0 from start-up with the labels each route
 /// will use, so that dashboards and alerts see series before the first
 /// request (and a rate over a counter that appears later is not lost).
-pub fn register_metrics(routes: &[&str]) {
+pub(crate) fn register_metrics(routes: &[&str]) {
     use metric::*;
     metrics::describe_counter!(REQUESTS, "Requests by route and status");
     metrics::describe_counter!(VERIFY_FAILURES, "Verification failures by route and reason");
@@ -176,7 +176,7 @@ pub fn init_logging(config: &LogConfig) {
 
 /// Installs the process-wide Prometheus recorder once and returns a handle
 /// that renders it.
-pub fn metrics_handle() -> PrometheusHandle {
+pub(crate) fn metrics_handle() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {

@@ -25,7 +25,7 @@ use crate::error::IngressError;
 use crate::telemetry::metric;
 
 /// The workflow a request names, if it may run.
-pub fn find(
+pub(crate) fn find(
     state: &AppState,
     workflows: &WorkflowRoute,
     params: &[(String, String)],
@@ -47,7 +47,7 @@ pub fn find(
 }
 
 /// A verified delivery for a workflow; its delivery id is the run id.
-pub struct Run<'a> {
+pub(crate) struct Run<'a> {
     pub route: &'a Route,
     pub loaded: &'a Loaded,
     pub id: &'a str,
@@ -81,7 +81,7 @@ struct TimedOut<'a> {
 
 /// Publishes the delivery (answering nothing 2xx before the PubAck) and,
 /// for a sync workflow, waits for the run.
-pub async fn deliver(
+pub(crate) async fn deliver(
     state: &AppState,
     run: &Run<'_>,
     subject: String,

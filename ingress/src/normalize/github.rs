@@ -7,13 +7,13 @@ use http::HeaderMap;
 use schemas::GithubFields;
 use serde::Deserialize;
 
-pub const DELIVERY_HEADER: &str = "x-github-delivery";
-pub const EVENT_HEADER: &str = "x-github-event";
-pub const HOOK_ID_HEADER: &str = "x-github-hook-id";
+pub(crate) const DELIVERY_HEADER: &str = "x-github-delivery";
+pub(crate) const EVENT_HEADER: &str = "x-github-event";
+pub(crate) const HOOK_ID_HEADER: &str = "x-github-hook-id";
 
 /// Why a GitHub delivery cannot be normalized.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NormalizeError {
+pub(crate) enum NormalizeError {
     #[error("missing X-GitHub-Delivery header")]
     MissingDelivery,
     #[error("missing X-GitHub-Event header")]
@@ -64,7 +64,7 @@ struct Head<'a> {
 }
 
 /// Headers GitHub always sends: the delivery GUID and the event name.
-pub fn delivery_and_event(headers: &HeaderMap) -> Result<(&str, &str), NormalizeError> {
+pub(crate) fn delivery_and_event(headers: &HeaderMap) -> Result<(&str, &str), NormalizeError> {
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let delivery = text(DELIVERY_HEADER)
         .filter(|value| !value.is_empty())
@@ -77,7 +77,7 @@ pub fn delivery_and_event(headers: &HeaderMap) -> Result<(&str, &str), Normalize
 
 /// Builds the normalized fields from the headers and the JSON payload (for
 /// form deliveries, the decoded `payload` field).
-pub fn normalize(headers: &HeaderMap, json: &[u8]) -> Result<GithubFields, NormalizeError> {
+pub(crate) fn normalize(headers: &HeaderMap, json: &[u8]) -> Result<GithubFields, NormalizeError> {
     let (delivery, event) = delivery_and_event(headers)?;
     let fields: Fields<'_> =
         serde_json::from_slice(json).map_err(|error| NormalizeError::Payload(error.to_string()))?;
@@ -106,7 +106,7 @@ pub fn normalize(headers: &HeaderMap, json: &[u8]) -> Result<GithubFields, Norma
 }
 
 /// The JSON inside a form-encoded delivery (`payload=<urlencoded JSON>`).
-pub fn form_payload(body: &[u8]) -> Result<Vec<u8>, NormalizeError> {
+pub(crate) fn form_payload(body: &[u8]) -> Result<Vec<u8>, NormalizeError> {
     form_urlencoded::parse(body)
         .find(|(key, _)| key == "payload")
         .map(|(_, value)| value.into_owned().into_bytes())

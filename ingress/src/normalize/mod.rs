@@ -1,3 +1,3 @@
 //! Provider-specific normalization of a verified delivery.
 
-pub mod github;
+pub(crate) mod github;
