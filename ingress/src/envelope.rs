@@ -200,46 +200,10 @@ pub fn build_within(
 ) -> Result<Built, IngressError> {
     let media = media_type(incoming.headers);
     let body = incoming.body;
-    let verbatim: Option<&RawValue> = if !body.is_empty() && is_json(media.as_deref()) {
-        match serde_json::from_slice::<&RawValue>(body) {
-            // Surrounding whitespace would be lost by embedding, and a bare
-            // `null` reads back as no payload at all (`Option` in
-            // `schemas::Envelope`); such a body keeps its exact bytes as
-            // base64.
-            Ok(raw) => (raw.get().len() == body.len() && raw.get() != "null").then_some(raw),
-            // Stored as is (base64) where the route says bodies are never
-            // parsed (the nexus seed).
-            Err(_) if !incoming.route.validate_json => None,
-            Err(error) => {
-                return Err(IngressError::BadRequest(format!(
-                    "body is not valid JSON: {error}"
-                )));
-            }
-        }
-    } else {
-        None
-    };
-    let embedded_len = match verbatim {
-        Some(_) => body.len(),
-        None if body.is_empty() => 0,
-        None => body.len().div_ceil(3) * 4 + 2,
-    };
-    let payload_ref = max_inline
-        .filter(|max| embedded_len > *max)
-        .map(|_| broker::payload::payload_ref(&incoming.route.name, id, body));
-    let encoded;
-    let (encoding, payload): (PayloadEncoding, Option<&RawValue>) = if payload_ref.is_some() {
-        (PayloadEncoding::Object, None)
-    } else if body.is_empty() {
-        (PayloadEncoding::Empty, None)
-    } else if let Some(raw) = verbatim {
-        (PayloadEncoding::Json, Some(raw))
-    } else {
-        encoded = base64_raw(body);
-        (PayloadEncoding::Base64, Some(&*encoded))
-    };
-
-    let github = match incoming.route.normalize {
+    let json_body = !body.is_empty() && is_json(media.as_deref());
+    // GitHub normalization parses a JSON body; that one parse also proves
+    // it well-formed, so the body is read once, not twice.
+    let (github, parsed) = match incoming.route.normalize {
         Some(Normalize::Github) => {
             let form;
             let json = if media.as_deref() == Some(FORM) {
@@ -249,12 +213,35 @@ pub fn build_within(
             } else {
                 body
             };
-            Some(
-                github::normalize(incoming.headers, json)
-                    .map_err(|error| IngressError::BadRequest(error.to_string()))?,
-            )
+            let fields = github::normalize(incoming.headers, json)
+                .map_err(|error| IngressError::BadRequest(error.to_string()))?;
+            (Some(fields), json_body)
         }
-        None => None,
+        None => (None, false),
+    };
+    let valid_json = json_body && (parsed || well_formed(body, incoming.route.validate_json)?);
+    // Embedded as is only when the text is exactly one JSON value: no
+    // surrounding whitespace, and not `null` (which reads back as absent).
+    let verbatim = valid_json && embeddable(body) && std::str::from_utf8(body).is_ok();
+    let embedded_len = match verbatim {
+        true => body.len(),
+        false if body.is_empty() => 0,
+        false => body.len().div_ceil(3) * 4 + 2,
+    };
+    let payload_ref = max_inline
+        .filter(|max| embedded_len > *max)
+        .map(|_| broker::payload::payload_ref(&incoming.route.name, id, body));
+    let encoded;
+    let (encoding, payload): (PayloadEncoding, Option<&RawValue>) = if payload_ref.is_some() {
+        (PayloadEncoding::Object, None)
+    } else if body.is_empty() {
+        (PayloadEncoding::Empty, None)
+    } else if verbatim {
+        // Spliced in below, after serialization: no second parse.
+        (PayloadEncoding::Json, None)
+    } else {
+        encoded = base64_raw(body);
+        (PayloadEncoding::Base64, Some(&*encoded))
     };
 
     let envelope = Envelope {
@@ -284,11 +271,38 @@ pub fn build_within(
     };
     let mut json = Vec::with_capacity(embedded_len + 1024);
     serde_json::to_writer(&mut json, &envelope).map_err(|_| IngressError::Internal)?;
+    if encoding == PayloadEncoding::Json {
+        // The body was proven one well-formed UTF-8 JSON value above; it
+        // goes in as the last member, byte for byte.
+        debug_assert_eq!(json.last(), Some(&b'}'));
+        json.pop();
+        json.extend_from_slice(b",\"payload\":");
+        json.extend_from_slice(body);
+        json.push(b'}');
+    }
     Ok(Built {
         json,
         github: envelope.github,
         payload_ref: envelope.payload_ref,
     })
+}
+
+/// Whether `body` is well-formed JSON (any value). A malformed body is
+/// refused when the route validates JSON, otherwise carried as base64.
+fn well_formed(body: &[u8], validate: bool) -> Result<bool, IngressError> {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+        Ok(_) => Ok(true),
+        Err(_) if !validate => Ok(false),
+        Err(error) => Err(IngressError::BadRequest(format!(
+            "body is not valid JSON: {error}"
+        ))),
+    }
+}
+
+/// Whether well-formed JSON text can be embedded as is.
+fn embeddable(body: &[u8]) -> bool {
+    let space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
+    !body.first().is_some_and(space) && !body.last().is_some_and(space) && body != b"null"
 }
 
 fn base64_raw(body: &[u8]) -> Box<RawValue> {
