@@ -80,6 +80,10 @@ struct Args {
     /// The GitHub route's path.
     #[arg(long, default_value = "/v1/webhooks/connectors/github")]
     path: String,
+    /// Release guard: exit non-zero when the ingress spends more CPU time
+    /// per accepted delivery than this many microseconds (ingress mode).
+    #[arg(long, value_name = "MICROSECONDS")]
+    max_ingress_cpu_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -145,11 +149,23 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         zero_loss &= passed;
         Some(rate)
     };
+    let mut over_budget = None;
     let ingress_rate = if args.mode == Mode::Raw {
         None
     } else {
-        let (rate, passed) = run_ingress(args, &body).await?;
+        let (rate, passed, cpu_us) = run_ingress(args, &body).await?;
         zero_loss &= passed;
+        if let Some(budget) = args.max_ingress_cpu_us {
+            let within = cpu_us.is_some_and(|spent| spent <= budget);
+            println!(
+                "  CPU guard: ingress {} µs per delivery, budget {budget:.1} µs: {}",
+                cpu_us.map_or_else(|| "n/a".to_owned(), |spent| format!("{spent:.1}")),
+                verdict(within)
+            );
+            if !within {
+                over_budget = Some((cpu_us, budget));
+            }
+        }
         Some(rate)
     };
     if let (Some(raw_rate), Some(ingress_rate)) = (raw_rate, ingress_rate) {
@@ -163,6 +179,14 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         zero_loss,
         "the stream count does not match the acknowledged count"
     );
+    if let Some((spent, budget)) = over_budget {
+        match spent {
+            Some(spent) => anyhow::bail!(
+                "the ingress spent {spent:.1} µs of CPU per delivery, over the {budget:.1} µs budget"
+            ),
+            None => anyhow::bail!("no ingress CPU figure to hold against the budget (no pid?)"),
+        }
+    }
     Ok(())
 }
 
@@ -234,9 +258,9 @@ async fn run_raw(args: &Args, body: &[u8]) -> anyhow::Result<(f64, bool)> {
     Ok((rate, passed))
 }
 
-/// Sends deliveries through the ingress; returns accepted/s and the
-/// zero-loss verdict.
-async fn run_ingress(args: &Args, body: &Bytes) -> anyhow::Result<(f64, bool)> {
+/// Sends deliveries through the ingress; returns accepted/s, the zero-loss
+/// verdict and the ingress CPU µs per accepted delivery (when known).
+async fn run_ingress(args: &Args, body: &Bytes) -> anyhow::Result<(f64, bool, Option<f64>)> {
     let broker = broker(args).await?;
     let (address, ingress_pid, spawned) = match &args.ingress_url {
         Some(url) => (parse_http_url(url)?, args.ingress_pid, None),
@@ -297,7 +321,11 @@ async fn run_ingress(args: &Args, body: &Bytes) -> anyhow::Result<(f64, bool)> {
     {
         println!("{}", ingress.log_tail());
     }
-    Ok((rate, passed))
+    let cpu_us = cpu
+        .ingress
+        .filter(|_| result.accepted > 0)
+        .map(|seconds| seconds * 1e6 / result.accepted as f64);
+    Ok((rate, passed, cpu_us))
 }
 
 /// The replay target from the issue.

@@ -56,7 +56,7 @@ impl NatsServer {
     pub(crate) async fn start() -> anyhow::Result<NatsServer> {
         let store = tempfile::tempdir().context("creating the nats-server store dir")?;
         let port = free_port()?;
-        let child = Command::new("nats-server")
+        let child = Command::new(nats_server_binary()?)
             .args(["-js", "-a", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .arg("-sd")
@@ -65,7 +65,7 @@ impl NatsServer {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting nats-server; install it with `apt-get install nats-server`")?;
+            .context("starting nats-server")?;
         let mut process = Spawned { child };
         let url = format!("nats://127.0.0.1:{port}");
         let started = Instant::now();
@@ -198,6 +198,21 @@ secrets = [{{ env = "GITHUB_WEBHOOK_SECRET" }}]
 invalid_status = 401
 "#
     )
+}
+
+/// The nats-server to benchmark, found as dev mode and the tests find it:
+/// `TIDEGATE_NATS_SERVER`, the project's `.tools/bin` (from the working
+/// directory or above the `target/` this binary sits in), then `PATH` —
+/// never one older than the supported minimum.
+pub(crate) fn nats_server_binary() -> anyhow::Result<PathBuf> {
+    let mut roots = vec![std::env::current_dir().context("reading the working directory")?];
+    if let Ok(me) = std::env::current_exe()
+        && let Some(root) = me.ancestors().nth(3)
+    {
+        roots.push(root.to_path_buf());
+    }
+    let roots: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
+    Ok(broker::server::locate(&roots)?.path)
 }
 
 /// A binary built next to this one (same `target/<profile>` directory).
@@ -343,7 +358,10 @@ impl Machine {
         Machine {
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             cpu_model,
-            nats_version: command_output("nats-server", "--version"),
+            nats_version: nats_server_binary().map_or_else(
+                |error| error.to_string(),
+                |path| command_output(&path.to_string_lossy(), "--version"),
+            ),
             kernel: command_output("uname", "-r"),
         }
     }

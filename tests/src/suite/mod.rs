@@ -3,6 +3,7 @@
 
 mod abuse;
 mod agent_inbox;
+mod bench_guard;
 mod broker_down;
 mod broker_faults;
 mod cli;
