@@ -3,6 +3,7 @@
 //! loss and CPU time per delivery for each process.
 #![allow(clippy::print_stdout)] // a report printer
 
+mod durability;
 mod load;
 mod payload;
 mod processes;
@@ -96,6 +97,10 @@ enum Mode {
     /// The forwarder: consume rate from a pre-filled stream, and end to end
     /// through the ingress, with one and two replicas (not part of `all`).
     Workers,
+    /// The fsync trade-off: the ingress into one node and into a 3-node
+    /// cluster, each with the default sync interval and with `always`
+    /// (not part of `all`).
+    Durability,
 }
 
 /// The target: ingress throughput against the raw ceiling, and p99.
@@ -140,6 +145,16 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             secret: args.secret.clone(),
         };
         return workers::run(&bench, &body).await;
+    }
+    if args.mode == Mode::Durability {
+        let config = durability::DurabilityConfig {
+            connections: usize::from(args.connections),
+            duration: Duration::from_secs(args.duration),
+            route_path: args.path.clone(),
+            signature: payload::github_signature(&args.secret, &body),
+            secret: args.secret.clone(),
+        };
+        return durability::run(&config, &body).await;
     }
     let mut zero_loss = true;
     let raw_rate = if args.mode == Mode::Ingress {

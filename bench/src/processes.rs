@@ -53,39 +53,84 @@ pub(crate) struct NatsServer {
 }
 
 impl NatsServer {
+    /// One server with the default sync interval.
     pub(crate) async fn start() -> anyhow::Result<NatsServer> {
-        let store = tempfile::tempdir().context("creating the nats-server store dir")?;
-        let port = free_port()?;
-        let child = Command::new(nats_server_binary()?)
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(port.to_string())
-            .arg("-sd")
-            .arg(store.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nats-server")?;
-        let mut process = Spawned { child };
-        let url = format!("nats://127.0.0.1:{port}");
-        let started = Instant::now();
-        loop {
-            process.check_running("nats-server")?;
-            if jetstream_answers(&url).await {
-                break;
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "nats-server at {url} did not answer JetStream requests within {READY_TIMEOUT:?}"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut nodes = NatsServer::start_nodes(1, false).await?;
+        Ok(nodes.remove(0))
+    }
+
+    /// `count` servers (a cluster when more than one, routes on loopback),
+    /// each with its own store; `sync_always` sets `sync_interval: always`
+    /// (an fsync per write) instead of the server's default (every 2 min).
+    pub(crate) async fn start_nodes(
+        count: usize,
+        sync_always: bool,
+    ) -> anyhow::Result<Vec<NatsServer>> {
+        let binary = nats_server_binary()?;
+        let client_ports = (0..count)
+            .map(|_| free_port())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let route_ports = (0..count)
+            .map(|_| free_port())
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let routes: Vec<String> = route_ports
+            .iter()
+            .map(|port| format!("\"nats-route://127.0.0.1:{port}\""))
+            .collect();
+        let mut nodes = Vec::with_capacity(count);
+        for (index, (client, route)) in client_ports.iter().zip(&route_ports).enumerate() {
+            let store = tempfile::tempdir().context("creating the nats-server store dir")?;
+            let sync = if sync_always {
+                "sync_interval: always"
+            } else {
+                ""
+            };
+            let cluster = if count > 1 {
+                format!(
+                    "cluster {{ name: bench, listen: \"127.0.0.1:{route}\", routes: [{}] }}",
+                    routes.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            let config = format!(
+                "server_name: bench-{index}\nlisten: \"127.0.0.1:{client}\"\n\
+                 jetstream {{ store_dir: \"{}\", {sync} }}\n{cluster}\n",
+                store.path().join("js").display()
+            );
+            let file = store.path().join("nats.conf");
+            std::fs::write(&file, config).context("writing the nats-server config")?;
+            let child = Command::new(&binary)
+                .arg("-c")
+                .arg(&file)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?;
+            nodes.push(NatsServer {
+                url: format!("nats://127.0.0.1:{client}"),
+                process: Spawned { child },
+                _store: store,
+            });
         }
-        Ok(NatsServer {
-            url,
-            process,
-            _store: store,
-        })
+        let started = Instant::now();
+        for node in &mut nodes {
+            loop {
+                node.process.check_running("nats-server")?;
+                if jetstream_answers(&node.url).await {
+                    break;
+                }
+                if started.elapsed() > READY_TIMEOUT {
+                    bail!(
+                        "nats-server at {} did not answer JetStream requests within {READY_TIMEOUT:?}",
+                        node.url
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(nodes)
     }
 }
 
