@@ -4,7 +4,8 @@
 # builds the CLI, the ingress and the workers, then runs `tidegate up`
 # (nats-server with JetStream in .tidegate/, the ingress with
 # deploy/examples/tidegate.toml, tidegate-forward delivering to a dev sink,
-# tidegate-github-sync with deploy/examples/github-sync.toml).
+# tidegate-github-sync with deploy/examples/github-sync.toml, and
+# tidegate-exec, tidegate-inbox and tidegate-workflow with deploy/dev/*.toml).
 # Arguments go to `tidegate up`, e.g. --listen 127.0.0.1:9090. Ctrl-C stops.
 set -euo pipefail
 
@@ -16,6 +17,6 @@ deploy/tools/install.sh
 
 # Only the binaries dev mode runs, so work in progress elsewhere in the
 # workspace cannot stop it.
-cargo build --release -p cli -p ingress -p workers
+cargo build --release -p cli -p ingress -p workers -p workflow-worker
 
 exec "$repo_root/target/release/tidegate" up "$@"

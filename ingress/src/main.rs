@@ -1,5 +1,5 @@
 //! `tidegate-ingress`: load the configuration, bind, and serve until SIGTERM
-//! or SIGINT, then drain.
+//! or SIGINT, then drain. SIGHUP never stops it (`systemctl reload`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,7 +40,20 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
+    tokio::spawn(log_hangups());
     ingress::run(config, listener, shutdown).await
+}
+
+/// SIGHUP's default action would end the process; workflow routes reload
+/// their folders on it (their own listener), nothing else does.
+async fn log_hangups() {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .expect("installing the SIGHUP handler");
+    while hangup.recv().await.is_some() {
+        tracing::info!(
+            "SIGHUP: workflow folders are read again; routes and other settings need a restart"
+        );
+    }
 }
 
 async fn cancel_on_signal(shutdown: CancellationToken) {

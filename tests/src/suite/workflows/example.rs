@@ -48,7 +48,7 @@ async fn the_seeds_workflows_run_from_the_shipped_example() {
     let files = dir.path().join("files");
     let mut worker_config = example("workflow.toml");
     for (from, to) in [
-        ("listen = \"127.0.0.1:9103\"", String::new()),
+        ("listen = \"127.0.0.1:9105\"", String::new()),
         (
             "url = \"nats://127.0.0.1:4222\"",
             format!("url = \"{}\"", nats.url()),
