@@ -204,6 +204,11 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
             .await
             .map_err(|error| payload_error(state, &error))?;
     }
+    // Nothing below reads the request again: free the body and the head
+    // now rather than hold them for the PubAck round trip (memory per
+    // in-flight request is what many connections multiply).
+    drop(body);
+    drop(parts);
     // Scoped by route so that two sources can never collide on an id.
     headers.insert(
         nats_headers::MSG_ID,
