@@ -58,6 +58,24 @@ pub fn result(
     }
 }
 
+/// Publishes a result and waits for its PubAck (at most `timeout`); a
+/// failure is logged. The runtime itself goes through [`Reporter`].
+pub async fn publish(jetstream: &jetstream::Context, result: &JobResult, timeout: Duration) {
+    let payload = serde_json::to_vec(result).expect("a job result always serializes");
+    let subject = broker::results::subject(&result.worker, &result.delivery_id);
+    if let Err(error) = broker::publish::publish(
+        jetstream,
+        subject,
+        async_nats::HeaderMap::new(),
+        payload.into(),
+        timeout,
+    )
+    .await
+    {
+        warn!(error = %error, "publishing the job result failed");
+    }
+}
+
 /// Sends results and awaits their PubAcks off the job's path. Results are
 /// reporting, not state: a failure is logged and the delivery's outcome
 /// stands.
