@@ -71,8 +71,9 @@ pub async fn publish(
         let ack = jetstream
             .send_publish(subject.into(), message)
             .await
-            .map_err(|error| classify(&error, size, jetstream))?;
-        ack.await.map_err(|error| classify(&error, size, jetstream))
+            .map_err(|error| classify(&error, size, &jetstream.client()))?;
+        ack.await
+            .map_err(|error| classify(&error, size, &jetstream.client()))
     };
     let ack = tokio::time::timeout(timeout, wait)
         .await
@@ -80,6 +81,37 @@ pub async fn publish(
     Ok(Stored {
         sequence: ack.sequence,
         duplicate: ack.duplicate,
+    })
+}
+
+/// Sends without waiting for the PubAck: the returned future resolves to
+/// it, at most `timeout` after the send. Messages sent one after another on
+/// a connection are stored in that order, so a caller may go on (and hand
+/// the wait to another task) without reordering what it stores.
+pub async fn send(
+    jetstream: &jetstream::Context,
+    subject: impl Into<Subject>,
+    headers: HeaderMap,
+    payload: Bytes,
+    timeout: Duration,
+) -> Result<impl Future<Output = Result<Stored, PublishError>> + Send + 'static, PublishError> {
+    let size = payload.len();
+    let message = PublishMessage::build().payload(payload).headers(headers);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let ack = tokio::time::timeout_at(deadline, jetstream.send_publish(subject.into(), message))
+        .await
+        .map_err(|_| PublishError::TimedOut(timeout))?
+        .map_err(|error| classify(&error, size, &jetstream.client()))?;
+    let client = jetstream.client();
+    Ok(async move {
+        let ack = tokio::time::timeout_at(deadline, ack)
+            .await
+            .map_err(|_| PublishError::TimedOut(timeout))?
+            .map_err(|error| classify(&error, size, &client))?;
+        Ok(Stored {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
     })
 }
 
@@ -94,14 +126,14 @@ const FULL_CODES: [u64; 3] = [
 fn classify(
     error: &jetstream::context::PublishError,
     size: usize,
-    jetstream: &jetstream::Context,
+    client: &async_nats::Client,
 ) -> PublishError {
     match error.kind() {
         PublishErrorKind::StreamNotFound => PublishError::NoStream,
         PublishErrorKind::TimedOut => PublishError::TimedOut(Duration::ZERO),
         PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge {
             size,
-            max: jetstream.client().server_info().max_payload,
+            max: client.server_info().max_payload,
         },
         _ => match std::error::Error::source(error)
             .and_then(|source| source.downcast_ref::<jetstream::Error>())

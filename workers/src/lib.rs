@@ -82,11 +82,23 @@ pub async fn run<J: Job>(
     ));
     let background = job.background(&shutdown);
     info!(worker = %config.name, filter = %config.consumer.filter_subjects.join(" "), concurrency = config.consumer.concurrency, "consuming");
+    // A few PubAcks per job slot: enough that results never wait on the
+    // broker while it keeps up.
+    let reporter = runtime::report::Reporter::new(config.consumer.concurrency * 4);
+    let lookups = prepared.idempotency.as_ref().map(|_| {
+        runtime::lookups::Lookups::start(
+            client.clone(),
+            config.nats.publish_timeout,
+            config.consumer.concurrency,
+        )
+    });
     let shared = Arc::new(runtime::consume::Shared {
         config,
         jetstream,
         placement,
         idempotency: prepared.idempotency,
+        lookups,
+        reporter,
         job,
     });
     runtime::consume::run(shared.clone(), prepared.consumer, shutdown).await;

@@ -8,6 +8,7 @@ mod broker_down;
 mod broker_faults;
 mod cli;
 mod cluster;
+mod dedupe;
 mod dev_mode;
 mod dlq;
 mod faults;

@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::delivery::{self, Delivery};
+use super::lookups::Lookups;
 use super::outcome::{self, Context};
-use super::report::Attempt;
-use super::{Job, Outcome, dedupe};
+use super::report::{Attempt, Reporter};
+use super::{Job, Outcome};
 use crate::config::RuntimeConfig;
 use crate::metric;
 
@@ -27,6 +28,10 @@ pub struct Shared<J> {
     pub jetstream: jetstream::Context,
     pub placement: broker::Placement,
     pub idempotency: Option<jetstream::kv::Store>,
+    /// Batched lookups in the idempotency bucket, when enabled.
+    pub lookups: Option<Lookups>,
+    /// Results whose PubAck is still awaited.
+    pub reporter: Reporter,
     pub job: J,
 }
 
@@ -133,6 +138,10 @@ pub async fn run<J: Job>(
         release.cancel();
         while tasks.join_next().await.is_some() {}
     }
+    shared
+        .reporter
+        .finish(shared.config.nats.publish_timeout)
+        .await;
     info!("stopped");
 }
 
@@ -169,6 +178,7 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
             config: &shared.config,
             jetstream: &shared.jetstream,
             idempotency: shared.idempotency.as_ref(),
+            reporter: &shared.reporter,
             message: &message,
             attempt: Attempt {
                 worker: &worker,
@@ -250,9 +260,9 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
         let forced = header(REPLAY_FORCE).is_some();
         let job_key = shared.job.key(&delivery);
         context.attempt.key = job_key.as_deref();
-        if let (Some(store), Some(key)) = (&shared.idempotency, &job_key)
+        if let (Some(lookups), Some(key)) = (&shared.lookups, &job_key)
             && !forced
-            && dedupe::is_completed(store, &worker, key).await
+            && lookups.is_completed(&worker, key).await
         {
             outcome::apply(
                 &context,

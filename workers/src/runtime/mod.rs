@@ -7,6 +7,7 @@ pub mod consume;
 pub mod dead_letter;
 pub mod dedupe;
 pub mod delivery;
+pub mod lookups;
 pub mod outcome;
 pub mod report;
 pub mod streams;

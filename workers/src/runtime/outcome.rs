@@ -1,5 +1,13 @@
 //! Turns what happened to a delivery into acknowledgement: ack, nak with
 //! a delay, or dead-letter then terminate. The only place that acks.
+//!
+//! Every attempt's result is sent before its acknowledgement (see
+//! `report.rs`). A completion is acknowledged with a plain ack once its
+//! idempotency key is recorded: if that ack is lost, the redelivery finds
+//! the key and is skipped (reported `skipped`), so waiting for the server
+//! to confirm the ack would buy nothing. Without a recorded key (no
+//! idempotency, or recording failed) the ack is confirmed. Skips are plain
+//! acks: a redelivered skip is skipped again.
 
 use std::time::{Duration, SystemTime};
 
@@ -9,7 +17,7 @@ use tracing::{debug, error, warn};
 
 use super::dead_letter::{self, GiveUp};
 use super::dedupe::{self, Completion};
-use super::report::{self, Attempt};
+use super::report::{self, Attempt, Reporter};
 use super::{Outcome, Report, backoff};
 use crate::config::RuntimeConfig;
 use crate::metric;
@@ -19,6 +27,7 @@ pub struct Context<'a> {
     pub config: &'a RuntimeConfig,
     pub jetstream: &'a jetstream::Context,
     pub idempotency: Option<&'a jetstream::kv::Store>,
+    pub reporter: &'a Reporter,
     pub message: &'a Message,
     pub attempt: Attempt<'a>,
     pub subject: &'a str,
@@ -31,37 +40,44 @@ pub async fn apply(context: &Context<'_>, outcome: Outcome) {
     let attempt = context.attempt.attempt;
     match outcome {
         Outcome::Done(report) => {
-            if let (Some(store), Some(key)) = (context.idempotency, context.attempt.key) {
-                let completion = Completion {
-                    key: key.to_owned(),
-                    worker: worker.to_owned(),
-                    delivery_id: context.attempt.delivery_id.to_owned(),
-                    completed_at: report::rfc3339(SystemTime::now()),
-                };
-                dedupe::record(store, &completion, context.config.idempotency.ttl).await;
-            }
-            ack(context.message, AckKind::Ack).await;
             let status = report.status();
+            publish(context, status, Some(&report), None).await;
+            let recorded = match (context.idempotency, context.attempt.key) {
+                (Some(store), Some(key)) => {
+                    let completion = Completion {
+                        key,
+                        worker,
+                        delivery_id: context.attempt.delivery_id,
+                        completed_at: &report::rfc3339(SystemTime::now()),
+                    };
+                    dedupe::record(store, &completion, context.config.idempotency.ttl).await
+                }
+                _ => false,
+            };
+            if recorded {
+                ack(context.message, AckKind::Ack).await;
+            } else {
+                ack_confirmed(context.message).await;
+            }
             metrics::counter!(metric::PROCESSED, "worker" => worker.to_owned(), "status" => status_label(status))
                 .increment(1);
             debug!(status = status_label(status), "job finished");
-            publish(context, status, Some(&report), None).await;
         }
         Outcome::Skip(reason) => {
-            ack(context.message, AckKind::Ack).await;
-            metrics::counter!(metric::PROCESSED, "worker" => worker.to_owned(), "status" => "skipped")
-                .increment(1);
             debug!(reason = %reason, "job skipped");
             let report = Report::default().detail("reason", reason);
             publish(context, JobStatus::Skipped, Some(&report), None).await;
+            ack(context.message, AckKind::Ack).await;
+            metrics::counter!(metric::PROCESSED, "worker" => worker.to_owned(), "status" => "skipped")
+                .increment(1);
         }
         Outcome::Retry { error, after } if attempt < context.config.consumer.max_deliver => {
             let consumer = &context.config.consumer;
             let delay = backoff::delay(attempt, consumer.backoff_base, consumer.backoff_max, after);
+            publish(context, JobStatus::Retrying, None, Some(&error)).await;
             ack(context.message, AckKind::Nak(Some(delay))).await;
             metrics::counter!(metric::RETRIED, "worker" => worker.to_owned()).increment(1);
             warn!(error = %error, retry_in = ?delay, "job failed; will retry");
-            publish(context, JobStatus::Retrying, None, Some(&error)).await;
         }
         Outcome::Retry { error, .. } => {
             let error = format!("gave up after {attempt} attempts: {error}");
@@ -92,12 +108,12 @@ pub async fn give_up(context: &Context<'_>, reason: &str) {
     .await;
     match stored {
         Ok(()) => {
+            publish(context, JobStatus::Failed, None, Some(reason)).await;
             ack(context.message, AckKind::Term).await;
             metrics::counter!(metric::DEAD_LETTERED, "worker" => worker.to_owned()).increment(1);
             metrics::counter!(metric::PROCESSED, "worker" => worker.to_owned(), "status" => "failed")
                 .increment(1);
             warn!(error = %reason, "dead-lettered");
-            publish(context, JobStatus::Failed, None, Some(reason)).await;
         }
         Err(store_error) => {
             error!(error = %store_error, "storing the dead letter failed; releasing the delivery for later");
@@ -113,24 +129,28 @@ async fn publish(
     error: Option<&str>,
 ) {
     let result = report::result(&context.attempt, status, report, error);
-    report::publish(
-        context.jetstream,
-        &result,
-        context.config.nats.publish_timeout,
-    )
-    .await;
+    context
+        .reporter
+        .send(
+            context.jetstream,
+            &result,
+            context.config.nats.publish_timeout,
+        )
+        .await;
 }
 
-/// Acks and logs failures: an ack that does not arrive means redelivery,
-/// which idempotency keys absorb.
+/// Acks without waiting for the server and logs failures: an ack that
+/// does not arrive means redelivery, which idempotency keys absorb.
 pub async fn ack(message: &Message, kind: AckKind) {
-    let result = match kind {
-        // Wait for the server to confirm a completion, so a confirmed
-        // result is never redelivered.
-        AckKind::Ack => message.double_ack().await,
-        other => message.ack_with(other).await,
-    };
-    if let Err(error) = result {
+    if let Err(error) = message.ack_with(kind).await {
+        warn!(error = %error, "acknowledgement failed; the delivery may be redelivered");
+    }
+}
+
+/// Acks and waits for the server to confirm it, for a completion no
+/// recorded key would stop from running again.
+async fn ack_confirmed(message: &Message) {
+    if let Err(error) = message.double_ack().await {
         warn!(error = %error, "acknowledgement failed; the delivery may be redelivered");
     }
 }

@@ -1,14 +1,19 @@
 //! Job results: one message per finished attempt on
 //! `tidegate.results.<worker>.<delivery token>`; the last one is the
 //! delivery's current status for that worker.
+//!
+//! A result is sent before the attempt's acknowledgement, on the same
+//! connection, so it is stored before any later attempt of the delivery
+//! can start; its PubAck is awaited in a task of its own (at most
+//! [`Reporter`]'s limit at once) instead of holding the job's slot.
 
-use std::time::SystemTime;
-
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
 use schemas::{ConnectorSync, JobResult, JobStatus};
-use tracing::warn;
+use tokio::sync::Semaphore;
+use tracing::{Instrument, warn};
 
 use super::Report;
 
@@ -53,9 +58,8 @@ pub fn result(
     }
 }
 
-/// Publishes a result and waits for the PubAck (at most `timeout`).
-/// Results are reporting, not state: a failure is logged and the
-/// delivery's outcome stands.
+/// Publishes a result and waits for its PubAck (at most `timeout`); a
+/// failure is logged. The runtime itself goes through [`Reporter`].
 pub async fn publish(jetstream: &jetstream::Context, result: &JobResult, timeout: Duration) {
     let payload = serde_json::to_vec(result).expect("a job result always serializes");
     let subject = broker::results::subject(&result.worker, &result.delivery_id);
@@ -69,6 +73,76 @@ pub async fn publish(jetstream: &jetstream::Context, result: &JobResult, timeout
     .await
     {
         warn!(error = %error, "publishing the job result failed");
+    }
+}
+
+/// Sends results and awaits their PubAcks off the job's path. Results are
+/// reporting, not state: a failure is logged and the delivery's outcome
+/// stands.
+pub struct Reporter {
+    in_flight: Arc<Semaphore>,
+    limit: u32,
+}
+
+impl Reporter {
+    /// At most `limit` PubAcks awaited at once; a job sending one more
+    /// waits for room.
+    pub fn new(limit: usize) -> Reporter {
+        let limit = u32::try_from(limit.max(1)).unwrap_or(u32::MAX);
+        Reporter {
+            in_flight: Arc::new(Semaphore::new(limit as usize)),
+            limit,
+        }
+    }
+
+    /// Sends `result` (in order with whatever this task sends next) and
+    /// awaits its PubAck (at most `timeout`) in the background.
+    pub async fn send(
+        &self,
+        jetstream: &jetstream::Context,
+        result: &JobResult,
+        timeout: Duration,
+    ) {
+        let permit = self
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let payload = serde_json::to_vec(result).expect("a job result always serializes");
+        let subject = broker::results::subject(&result.worker, &result.delivery_id);
+        let sent = broker::publish::send(
+            jetstream,
+            subject,
+            async_nats::HeaderMap::new(),
+            payload.into(),
+            timeout,
+        )
+        .await;
+        match sent {
+            Ok(pending) => {
+                tokio::spawn(
+                    async move {
+                        if let Err(error) = pending.await {
+                            warn!(error = %error, "publishing the job result failed");
+                        }
+                        drop(permit);
+                    }
+                    .instrument(tracing::Span::current()),
+                );
+            }
+            Err(error) => warn!(error = %error, "publishing the job result failed"),
+        }
+    }
+
+    /// Waits, at most `grace`, for the PubAcks of every result sent.
+    pub async fn finish(&self, grace: Duration) {
+        if tokio::time::timeout(grace, self.in_flight.acquire_many(self.limit))
+            .await
+            .is_err()
+        {
+            warn!("results still unconfirmed at shutdown");
+        }
     }
 }
 
