@@ -174,7 +174,17 @@ impl NatsCluster {
     pub async fn stored_delivery_ids(&self) -> Vec<String> {
         let stream_name = schemas::streams::DELIVERIES_STREAM;
         let jetstream = self.jetstream().await;
-        let stream = jetstream.get_stream(stream_name).await.expect("the stream");
+        // Right after a heal or a restart the API may time out while the
+        // meta leader settles: ask again rather than fail on the first try.
+        let stream = eventually(
+            Duration::from_secs(30),
+            "the stream's info answering",
+            || {
+                let jetstream = jetstream.clone();
+                async move { jetstream.get_stream(stream_name).await.ok() }
+            },
+        )
+        .await;
         // Nodes that run: a killed node's replica is offline, not behind.
         let running: Vec<String> = (0..self.nodes.len())
             .filter(|index| self.nodes[*index].is_running())
