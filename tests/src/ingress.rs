@@ -57,6 +57,18 @@ impl TestIngress {
         format!("http://{}{path}", self.address)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("text")
+    }
+
     pub async fn wait_ready(&self) {
         let url = self.url("/readyz");
         eventually(Duration::from_secs(15), "ingress /readyz = 200", || {
@@ -91,4 +103,14 @@ impl Drop for TestIngress {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The value of the first sample of metric `name` whose labels include
+/// every one of `labels` (each as `key="value"`), in Prometheus text.
+pub fn metric_sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
 }

@@ -121,15 +121,7 @@ async fn a_client_over_its_limit_gets_429_while_another_is_admitted() {
     );
     assert_eq!(nats.stored_deliveries().await.len(), 4);
 
-    let metrics = ingress
-        .http
-        .get(ingress.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = ingress.metrics().await;
     for expected in [
         r#"tidegate_ingress_requests_total{route="per-client",status="202"} 4"#,
         r#"tidegate_ingress_requests_total{route="per-client",status="429"} 2"#,

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{GITHUB_ROUTE, GITHUB_SECRET};
+use crate::ingress::metric_sample;
 use crate::{NatsServer, TestIngress, eventually, sign};
 
 async fn push(ingress: &TestIngress, guid: &str) -> reqwest::Response {
@@ -127,21 +128,12 @@ async fn a_deleted_stream_answers_503_until_an_operator_recreates_it() {
             .is_err(),
         "the ingress recreated the stream"
     );
-    let metrics = ingress
-        .http
-        .get(ingress.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let missing = metrics
-        .lines()
-        .find(|line| line.starts_with("tidegate_ingress_stream_missing_total"))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse::<f64>().ok())
-        .expect("the stream-missing counter");
+    let missing = metric_sample(
+        &ingress.metrics().await,
+        "tidegate_ingress_stream_missing_total",
+        &[],
+    )
+    .expect("the stream-missing counter");
     assert!(missing >= 1.0, "{missing}");
 
     let recreated = crate::cli::tidegate(&nats, &["streams", "ensure"])

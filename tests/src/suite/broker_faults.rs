@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::{GITHUB_ROUTE, GITHUB_SECRET};
+use crate::ingress::metric_sample;
 use crate::{NatsServer, TestIngress, eventually, sign};
 
 const SECRET_ENV: [(&str, &str); 1] = [("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)];
@@ -47,28 +48,6 @@ async fn readyz(ingress: &TestIngress) -> (u16, String) {
         status,
         body["reason"].as_str().unwrap_or_default().to_owned(),
     )
-}
-
-async fn metrics(ingress: &TestIngress) -> String {
-    ingress
-        .http
-        .get(ingress.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("text")
-}
-
-/// The value of the first sample of `name` whose labels include every one
-/// of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|line| line.starts_with(name) && !line.starts_with('#'))
-        .find(|line| labels.iter().all(|label| line.contains(label)))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 async fn stored(nats: &NatsServer) -> usize {
@@ -170,14 +149,14 @@ async fn readyz_follows_pubacks_through_a_broker_hang() {
         (push(&ingress, "after", 10).await.status() == 202).then_some(())
     })
     .await;
-    let text = metrics(&ingress).await;
-    let timeouts = sample(
+    let text = ingress.metrics().await;
+    let timeouts = metric_sample(
         &text,
         "tidegate_ingress_publish_failures_total",
         &["route=\"github\"", "reason=\"timeout\""],
     )
     .unwrap_or_default()
-        + sample(
+        + metric_sample(
             &text,
             "tidegate_ingress_publish_failures_total",
             &["route=\"github\"", "reason=\"not_connected\""],
@@ -223,9 +202,9 @@ async fn a_full_stream_answers_503_saying_so_and_evicts_nothing() {
         .map(|message| super::envelope(&message.payload).id)
         .collect();
     assert_eq!(ids, accepted);
-    let text = metrics(&ingress).await;
+    let text = ingress.metrics().await;
     assert!(
-        sample(
+        metric_sample(
             &text,
             "tidegate_ingress_publish_failures_total",
             &["route=\"github\"", "reason=\"stream_full\""]
@@ -254,7 +233,7 @@ async fn a_full_stream_answers_503_saying_so_and_evicts_nothing() {
 async fn every_counter_is_present_before_the_first_request() {
     let nats = NatsServer::start().await;
     let ingress = TestIngress::start(&nats, GITHUB_ROUTE, &SECRET_ENV).await;
-    let text = metrics(&ingress).await;
+    let text = ingress.metrics().await;
     for (name, labels) in [
         (
             "tidegate_ingress_requests_total",
@@ -274,7 +253,11 @@ async fn every_counter_is_present_before_the_first_request() {
         ),
         ("tidegate_ingress_stream_missing_total", &[]),
     ] {
-        assert_eq!(sample(&text, name, labels), Some(0.0), "{name} in:\n{text}");
+        assert_eq!(
+            metric_sample(&text, name, labels),
+            Some(0.0),
+            "{name} in:\n{text}"
+        );
     }
 }
 

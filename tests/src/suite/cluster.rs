@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{GITHUB_ROUTE, GITHUB_SECRET};
+use crate::ingress::metric_sample;
 use crate::process::WorkerProcess;
 use crate::{NatsCluster, TestIngress, eventually, sign};
 
@@ -147,20 +148,11 @@ async fn a_leader_election_is_not_a_missing_stream() {
         async move { (push(ingress, &guid).await == 202).then_some(()) }
     })
     .await;
-    let metrics = ingress
-        .http
-        .get(ingress.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let missing = metrics
-        .lines()
-        .find(|line| line.starts_with("tidegate_ingress_stream_missing_total"))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse::<f64>().ok());
+    let missing = metric_sample(
+        &ingress.metrics().await,
+        "tidegate_ingress_stream_missing_total",
+        &[],
+    );
     assert_eq!(
         missing,
         Some(0.0),
