@@ -126,9 +126,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         machine.cores, machine.cpu_model, machine.kernel, machine.nats_version
     );
     println!(
-        "payload: GitHub push, {} bytes; envelope {} bytes",
+        "payload: GitHub push, {} bytes; envelope v2 headers {} bytes",
         body.len(),
-        payload::envelope_like(&body, raw::SUBJECT).len()
+        payload::header_block_len(&payload::envelope_headers("1_d", raw::SUBJECT))
     );
     if args.mode == Mode::Replay {
         return run_replay(args, &body).await;
@@ -239,7 +239,7 @@ async fn run_raw(args: &Args, body: &[u8]) -> anyhow::Result<(f64, bool)> {
         nats_url: broker.url.clone(),
         duration: Duration::from_secs(args.raw_duration),
         window: args.window as usize,
-        payload: Bytes::from(payload::envelope_like(body, raw::SUBJECT)),
+        payload: Bytes::copy_from_slice(body),
     };
     println!(
         "\nraw: publishing to JetStream for {} s, {} PubAcks in flight",

@@ -9,7 +9,6 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use schemas::headers as nats_headers;
 use schemas::streams::DELIVERIES_STREAM;
 
 /// Subject of every raw message: the one the ingress renders for a push.
@@ -149,14 +148,5 @@ impl RawResult {
 /// broker does its de-duplication work for every message.
 fn headers() -> HeaderMap {
     let delivery_id = format!("{}_{}", crate::payload::HOOK_ID, uuid::Uuid::now_v7());
-    let mut headers = HeaderMap::new();
-    headers.insert(nats_headers::ENVELOPE_VERSION, "1");
-    headers.insert(nats_headers::DELIVERY_ID, delivery_id.as_str());
-    headers.insert(nats_headers::ROUTE, "github");
-    headers.insert(nats_headers::EVENT, crate::payload::EVENT);
-    headers.insert(
-        nats_headers::MSG_ID,
-        format!("github:{delivery_id}").as_str(),
-    );
-    headers
+    crate::payload::envelope_headers(&delivery_id, SUBJECT)
 }

@@ -14,50 +14,27 @@ pub struct ItemPayload {
     pub payload: Option<Box<RawValue>>,
 }
 
-/// Why an envelope's payload cannot become an item's.
-#[derive(Debug, thiserror::Error)]
-pub enum ItemError {
-    #[error("the envelope says {0:?} but carries no payload")]
-    Missing(PayloadEncoding),
-    #[error("the payload is in the object store and was not fetched")]
-    NotFetched,
-}
-
-/// The item payload for `envelope`. `object_body` is the body fetched from
-/// the object store (`payload::fetch`), needed only when the envelope
-/// holds a reference: it is embedded when it is JSON sent as JSON, exactly
-/// as the ingress would have embedded it had it fit in a message.
-pub fn item_payload(
-    envelope: &Envelope,
-    object_body: Option<&[u8]>,
-) -> Result<ItemPayload, ItemError> {
-    let embedded = || {
-        envelope
-            .payload
-            .clone()
-            .ok_or(ItemError::Missing(envelope.payload_encoding))
+/// The item payload for a delivery's `body` (inline, or fetched from the
+/// object store with `payload::fetch`): embedded verbatim when it is one
+/// JSON value the ingress took as JSON, or JSON sent as JSON that was too
+/// large for a message — exactly as a v1 envelope embeds it — otherwise
+/// base64.
+pub fn item_payload(envelope: &Envelope, body: &[u8]) -> ItemPayload {
+    let json = match envelope.payload_encoding {
+        PayloadEncoding::Json => true,
+        PayloadEncoding::Object => envelope.content_type.as_deref().is_some_and(is_json_media),
+        PayloadEncoding::Base64 | PayloadEncoding::Empty => false,
     };
-    let (encoding, payload) = match envelope.payload_encoding {
-        PayloadEncoding::Json => (ItemEncoding::Json, Some(embedded()?)),
-        // Already the standard base64 string the item wants.
-        PayloadEncoding::Base64 => (ItemEncoding::Base64, Some(embedded()?)),
-        PayloadEncoding::Empty => (ItemEncoding::Empty, None),
-        PayloadEncoding::Object => {
-            let body = object_body.ok_or(ItemError::NotFetched)?;
-            let json_media = envelope.content_type.as_deref().is_some_and(is_json_media);
-            match embeddable_json(body).filter(|_| json_media) {
-                Some(raw) => (ItemEncoding::Json, Some(raw.to_owned())),
-                None if body.is_empty() => (ItemEncoding::Empty, None),
-                None => {
-                    let text = base64::engine::general_purpose::STANDARD.encode(body);
-                    let raw =
-                        serde_json::value::to_raw_value(&text).expect("a string always serializes");
-                    (ItemEncoding::Base64, Some(raw))
-                }
-            }
+    let (encoding, payload) = match embeddable_json(body).filter(|_| json) {
+        Some(raw) => (ItemEncoding::Json, Some(raw.to_owned())),
+        None if body.is_empty() => (ItemEncoding::Empty, None),
+        None => {
+            let text = base64::engine::general_purpose::STANDARD.encode(body);
+            let raw = serde_json::value::to_raw_value(&text).expect("a string always serializes");
+            (ItemEncoding::Base64, Some(raw))
         }
     };
-    Ok(ItemPayload { encoding, payload })
+    ItemPayload { encoding, payload }
 }
 
 #[cfg(test)]
@@ -80,27 +57,20 @@ mod tests {
     fn payloads_keep_their_bytes() {
         let json = r#"{"b":1,"a":[2]}"#;
         let item = item_payload(
-            &envelope(PayloadEncoding::Json, Some(json), "application/json"),
-            None,
-        )
-        .expect("item");
+            &envelope(PayloadEncoding::Json, None, "application/json"),
+            json.as_bytes(),
+        );
         assert_eq!(item.encoding, ItemEncoding::Json);
         assert_eq!(item.payload.expect("payload").get(), json);
 
         let item = item_payload(
-            &envelope(
-                PayloadEncoding::Base64,
-                Some(r#""eyJ4Ijo=""#),
-                "application/json",
-            ),
-            None,
-        )
-        .expect("item");
+            &envelope(PayloadEncoding::Base64, None, "application/json"),
+            b"{\"x\":",
+        );
         assert_eq!(item.encoding, ItemEncoding::Base64);
         assert_eq!(item.payload.expect("payload").get(), r#""eyJ4Ijo=""#);
 
-        let item = item_payload(&envelope(PayloadEncoding::Empty, None, "text/plain"), None)
-            .expect("item");
+        let item = item_payload(&envelope(PayloadEncoding::Empty, None, "text/plain"), b"");
         assert_eq!(item.encoding, ItemEncoding::Empty);
         assert!(item.payload.is_none());
     }
@@ -109,7 +79,7 @@ mod tests {
     fn fetched_bodies_are_embedded_only_when_json_sent_as_json() {
         let object = |content_type: &str, body: &[u8]| {
             let envelope = envelope(PayloadEncoding::Object, None, content_type);
-            item_payload(&envelope, Some(body)).expect("item")
+            item_payload(&envelope, body)
         };
         let json = object("application/json", br#"{"a":1}"#);
         assert_eq!(json.encoding, ItemEncoding::Json);
@@ -119,9 +89,5 @@ mod tests {
         assert_eq!(text.payload.expect("payload").get(), r#""eyJhIjoxfQ==""#);
         let invalid = object("application/json", b"{\"a\":");
         assert_eq!(invalid.encoding, ItemEncoding::Base64);
-        assert!(matches!(
-            item_payload(&envelope(PayloadEncoding::Object, None, "text/plain"), None),
-            Err(ItemError::NotFetched)
-        ));
     }
 }

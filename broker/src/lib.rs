@@ -1,7 +1,8 @@
 //! tidegate's broker layer, shared by every binary: the NATS connection
 //! with every auth mode (`connect`, `settings`), one declaration of every
 //! stream, bucket and consumer (`catalog`) behind one create-or-update
-//! (`ensure`), bounded publishing (`publish`), large payloads (`payload`),
+//! (`ensure`), bounded publishing (`publish`), reading a stored delivery
+//! of either envelope version (`envelope`), large payloads (`payload`),
 //! nexus webhook item payloads (`item`),
 //! job result lookup (`results`), readiness probing (`readiness`) and
 //! finding a nats-server binary for dev mode and tests (`server`).
@@ -9,6 +10,7 @@
 pub mod catalog;
 pub mod connect;
 pub mod ensure;
+pub mod envelope;
 pub mod item;
 pub mod payload;
 pub mod publish;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use async_nats::jetstream;
 use futures::TryStreamExt as _;
-use schemas::headers::{DELIVERY_ID, EVENT, REPLAY_OF, ROUTE};
+use schemas::headers::{DELIVERY_ID, ENVELOPE_VERSION, EVENT, REPLAY_OF, ROUTE};
 use schemas::streams::{DELIVERIES_STREAM, RESULTS_STREAM};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -470,13 +470,27 @@ fn print_show_json(
         subject: &'a str,
         headers: std::collections::BTreeMap<&'a str, &'a str>,
         copies: &'a [u64],
-        /// The stored body verbatim when it is JSON (it always is for the
-        /// ingress's envelopes), else a string.
+        /// The delivery as one envelope v1 document: rendered from the
+        /// headers and body of an envelope v2, else the stored body
+        /// verbatim when it is JSON, else a string.
         envelope: serde_json::Value,
         results: std::collections::BTreeMap<&'a str, &'a Option<schemas::JobResult>>,
     }
-    let envelope = serde_json::from_slice(&found.payload).unwrap_or_else(|_| {
-        serde_json::Value::String(String::from_utf8_lossy(&found.payload).into_owned())
+    let pairs = || {
+        found
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    };
+    let v1 = match header_value(&found.headers, ENVELOPE_VERSION).as_deref() {
+        Some("2") => schemas::envelope::v2::read_headers(pairs(), &found.subject)
+            .map(|envelope| schemas::envelope::v2::to_v1_json(&envelope, &found.payload))
+            .ok(),
+        _ => None,
+    };
+    let stored = v1.as_deref().unwrap_or(&found.payload);
+    let envelope = serde_json::from_slice(stored).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(stored).into_owned())
     });
     let shown = Shown {
         sequence: found.sequence,

@@ -183,30 +183,29 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
         max_inline,
     )?;
 
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(nats_headers::ENVELOPE_VERSION, "1");
-    headers.insert(nats_headers::DELIVERY_ID, id.as_str());
-    headers.insert(nats_headers::ROUTE, route.name.as_str());
-    if let Some(event) = &event {
-        headers.insert(nats_headers::EVENT, event.as_str());
-    }
+    let envelope::Built {
+        mut headers,
+        data,
+        payload_ref,
+        ..
+    } = built;
 
     if route.mode == Mode::Sync {
-        return crate::sync::request(state, route, subject, headers, built.json.into()).await;
+        return crate::sync::request(state, route, subject, headers, data).await;
     }
 
     // The object first: an envelope must never point at a body that is not
     // stored. A redelivery finds the identical object and skips the upload.
-    if let Some(reference) = &built.payload_ref {
+    if let Some(reference) = &payload_ref {
         state
             .broker
             .store_payload(&route.name, reference, &body)
             .await
             .map_err(|error| payload_error(state, &error))?;
     }
-    // Nothing below reads the request again: free the body and the head
-    // now rather than hold them for the PubAck round trip (memory per
-    // in-flight request is what many connections multiply).
+    // Nothing below reads the request again: free the head now rather
+    // than hold it for the PubAck round trip (memory per in-flight request
+    // is what many connections multiply). The body lives on as the data.
     drop(body);
     drop(parts);
     // Scoped by route so that two sources can never collide on an id.
@@ -220,11 +219,11 @@ async fn run(state: &AppState, route: &Route, request: Request) -> Result<Respon
             loaded,
             id: &id,
         };
-        return crate::workflow::deliver(state, &run, subject, headers, built.json.into()).await;
+        return crate::workflow::deliver(state, &run, subject, headers, data).await;
     }
     let published = state
         .broker
-        .publish(&route.name, subject.into(), headers, built.json.into())
+        .publish(&route.name, subject.into(), headers, data)
         .await
         .map_err(|error| publish_error(state, &error))?;
     let (status, duplicate, outcome) = match published.duplicate {

@@ -1,13 +1,15 @@
-//! Builds a `schemas::Envelope` from a verified request: the delivery id,
-//! the event, the payload (JSON verbatim, anything else base64, too large:
-//! an object store reference), the safe headers and the GitHub fields.
+//! Builds envelope v2 from a verified request: the delivery id, the event,
+//! what the body is (JSON, other bytes, empty, or too large: an object
+//! store reference), the safe headers and the GitHub fields, written as
+//! NATS headers (`schemas::envelope::v2`) beside the untouched body.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use base64::Engine as _;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Method, header};
+use schemas::envelope::{embeddable, v2};
 use schemas::{Envelope, GithubFields, PayloadEncoding, PayloadRef};
 use serde_json::value::RawValue;
 
@@ -15,9 +17,8 @@ use crate::config::{DeliveryIdSource, Normalize, Route, ValueSource};
 use crate::error::IngressError;
 use crate::normalize::github;
 
-/// Room left in a message for the envelope's other fields and the NATS
-/// headers: a payload whose embedded form is longer than `max_payload`
-/// minus this goes to the object store.
+/// Room left in a message for the envelope's headers: a body longer than
+/// `max_payload` minus this goes to the object store.
 pub const ENVELOPE_HEADROOM: usize = 8 * 1024;
 
 /// Longest delivery id accepted from a provider header.
@@ -44,7 +45,7 @@ pub struct Incoming<'a> {
     /// The query string as received, when there is one.
     pub raw_query: Option<&'a str>,
     pub headers: &'a HeaderMap,
-    pub body: &'a [u8],
+    pub body: &'a Bytes,
     pub received_at: SystemTime,
 }
 
@@ -162,17 +163,19 @@ fn is_json(media_type: Option<&str>) -> bool {
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-/// An envelope ready to publish, plus what the response and headers need.
+/// An envelope ready to publish: its v2 headers and the message data.
 #[derive(Debug)]
 pub struct Built {
-    pub json: Vec<u8>,
+    pub headers: async_nats::HeaderMap,
+    /// The body as received, or nothing when it goes to the object store.
+    pub data: Bytes,
     pub github: Option<GithubFields>,
     /// Set when the body goes to the object store: it must be stored there
     /// before the envelope is published.
     pub payload_ref: Option<PayloadRef>,
 }
 
-/// Serializes the envelope with the payload embedded, whatever its size.
+/// Builds the envelope with the body inline, whatever its size.
 pub fn build(
     incoming: &Incoming<'_>,
     id: &str,
@@ -184,11 +187,12 @@ pub fn build(
     build_within(incoming, id, event, source, agent, subject, None)
 }
 
-/// Serializes the envelope. The JSON payload is borrowed from the request
-/// and written as is; only other media types are encoded. A payload whose
-/// embedded form would exceed `max_inline` bytes is left out and referenced
-/// instead (`payload_encoding: "object"`, see `broker::payload`); it is still
-/// checked and normalized here, before anything is uploaded.
+/// Builds the envelope v2: the body is the message data, untouched, and the
+/// fields are headers. What the body is (`json`, `bytes`, `empty`) is
+/// decided as for v1, so a v1 rendering embeds the same bytes. A body
+/// longer than `max_inline` bytes is left out and referenced instead
+/// (`object`, see `broker::payload`); it is still checked and normalized
+/// here, before anything is uploaded.
 pub fn build_within(
     incoming: &Incoming<'_>,
     id: &str,
@@ -220,32 +224,22 @@ pub fn build_within(
         None => (None, false),
     };
     let valid_json = json_body && (parsed || well_formed(body, incoming.route.validate_json)?);
-    // Embedded as is only when the text is exactly one JSON value: no
-    // surrounding whitespace, and not `null` (which reads back as absent).
     let verbatim = valid_json && embeddable(body) && std::str::from_utf8(body).is_ok();
-    let embedded_len = match verbatim {
-        true => body.len(),
-        false if body.is_empty() => 0,
-        false => body.len().div_ceil(3) * 4 + 2,
-    };
     let payload_ref = max_inline
-        .filter(|max| embedded_len > *max)
+        .filter(|max| body.len() > *max)
         .map(|_| broker::payload::payload_ref(&incoming.route.name, id, body));
-    let encoded;
-    let (encoding, payload): (PayloadEncoding, Option<&RawValue>) = if payload_ref.is_some() {
-        (PayloadEncoding::Object, None)
+    let encoding = if payload_ref.is_some() {
+        PayloadEncoding::Object
     } else if body.is_empty() {
-        (PayloadEncoding::Empty, None)
+        PayloadEncoding::Empty
     } else if verbatim {
-        // Spliced in below, after serialization: no second parse.
-        (PayloadEncoding::Json, None)
+        PayloadEncoding::Json
     } else {
-        encoded = base64_raw(body);
-        (PayloadEncoding::Base64, Some(&*encoded))
+        PayloadEncoding::Base64
     };
 
-    let envelope = Envelope {
-        version: schemas::envelope::VERSION,
+    let envelope: Envelope<()> = Envelope {
+        version: schemas::envelope::v2::VERSION,
         id: id.to_owned(),
         route: incoming.route.name.clone(),
         source,
@@ -256,7 +250,7 @@ pub fn build_within(
         method: incoming.method.as_str().to_owned(),
         path: incoming.path.to_owned(),
         params: incoming.params.iter().cloned().collect(),
-        query: incoming.query.iter().cloned().collect(),
+        query: BTreeMap::new(),
         raw_query: incoming.raw_query.map(str::to_owned),
         headers: safe_headers(incoming.route, incoming.headers),
         content_type: incoming
@@ -265,30 +259,27 @@ pub fn build_within(
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
         payload_encoding: encoding,
-        payload,
+        payload: None,
         payload_ref,
         github,
     };
-    let mut json = Vec::with_capacity(embedded_len + 1024);
-    serde_json::to_writer(&mut json, &envelope).map_err(|_| IngressError::Internal)?;
-    if encoding == PayloadEncoding::Json {
-        // The body was proven one well-formed UTF-8 JSON value above; it
-        // goes in as the last member, byte for byte.
-        debug_assert_eq!(json.last(), Some(&b'}'));
-        json.pop();
-        json.extend_from_slice(b",\"payload\":");
-        json.extend_from_slice(body);
-        json.push(b'}');
-    }
+    let mut headers = async_nats::HeaderMap::new();
+    v2::write_headers(&envelope, |name, value| headers.insert(name, value))
+        .map_err(|error| IngressError::BadRequest(error.to_string()))?;
+    let data = match encoding {
+        PayloadEncoding::Object => Bytes::new(),
+        _ => incoming.body.clone(),
+    };
     Ok(Built {
-        json,
+        headers,
+        data,
         github: envelope.github,
         payload_ref: envelope.payload_ref,
     })
 }
 
 /// Whether `body` is well-formed JSON (any value). A malformed body is
-/// refused when the route validates JSON, otherwise carried as base64.
+/// refused when the route validates JSON, otherwise carried as bytes.
 fn well_formed(body: &[u8], validate: bool) -> Result<bool, IngressError> {
     match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
         Ok(_) => Ok(true),
@@ -297,17 +288,6 @@ fn well_formed(body: &[u8], validate: bool) -> Result<bool, IngressError> {
             "body is not valid JSON: {error}"
         ))),
     }
-}
-
-/// Whether well-formed JSON text can be embedded as is.
-fn embeddable(body: &[u8]) -> bool {
-    let space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
-    !body.first().is_some_and(space) && !body.last().is_some_and(space) && body != b"null"
-}
-
-fn base64_raw(body: &[u8]) -> Box<RawValue> {
-    let text = base64::engine::general_purpose::STANDARD.encode(body);
-    serde_json::value::to_raw_value(&text).expect("a string always serializes")
 }
 
 /// Every header except credentials and framing; repeated headers joined

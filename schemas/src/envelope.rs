@@ -1,4 +1,4 @@
-//! Envelope v1: the JSON document stored for every delivery. The JSON Schema
+//! Envelope v1: the JSON document stored for every delivery before v2. The JSON Schema
 //! in `schemas/json/envelope.v1.schema.json` describes the same shape; a test
 //! checks the two agree.
 
@@ -7,8 +7,18 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// The only envelope version this crate writes.
+pub mod v2;
+
+/// The version of the JSON document below (a v2 message carries the same
+/// fields as headers: [`v2`]).
 pub const VERSION: u32 = 1;
+
+/// Whether well-formed JSON text can be embedded as is: no surrounding
+/// whitespace, and not `null` (which reads back as an absent payload).
+pub fn embeddable(body: &[u8]) -> bool {
+    let space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
+    !body.first().is_some_and(space) && !body.last().is_some_and(space) && body != b"null"
+}
 
 /// One delivery as stored on the stream.
 ///

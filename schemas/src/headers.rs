@@ -3,7 +3,8 @@
 
 /// JetStream's de-duplication header: the delivery's dedupe key.
 pub const MSG_ID: &str = "Nats-Msg-Id";
-/// Envelope format version of the message body (`1`).
+/// Envelope format: `1` (the body is the v1 JSON document) or `2` (the
+/// body is the request body, the fields are the headers in [`v2`]).
 pub const ENVELOPE_VERSION: &str = "Tidegate-Envelope";
 /// The envelope's `id` (the delivery id).
 pub const DELIVERY_ID: &str = "Tidegate-Delivery-Id";
@@ -17,3 +18,36 @@ pub const REPLAY_OF: &str = "Tidegate-Replay-Of";
 pub const REPLAY_FOR: &str = "Tidegate-Replay-For";
 /// Set by `replay --force`: run the job even if its idempotency key completed.
 pub const REPLAY_FORCE: &str = "Tidegate-Replay-Force";
+
+/// The envelope v2 header set (see `schemas::envelope::v2`), beside
+/// [`DELIVERY_ID`], [`ROUTE`] and [`EVENT`] above.
+pub mod v2 {
+    pub const SOURCE: &str = "Tidegate-Source";
+    pub const AGENT: &str = "Tidegate-Agent";
+    pub const RECEIVED_AT: &str = "Tidegate-Received-At";
+    pub const METHOD: &str = "Tidegate-Method";
+    pub const PATH: &str = "Tidegate-Path";
+    /// The query string as received, percent-encoded, without the `?`.
+    pub const QUERY: &str = "Tidegate-Query";
+    pub const CONTENT_TYPE: &str = "Tidegate-Content-Type";
+    /// What the message data is: `json` (one JSON value, checked by the
+    /// ingress), `bytes` (anything else), `empty`, or `object` (the body is
+    /// in the object store; the data is empty).
+    pub const BODY: &str = "Tidegate-Body";
+    pub const OBJECT_BUCKET: &str = "Tidegate-Object-Bucket";
+    pub const OBJECT_NAME: &str = "Tidegate-Object-Name";
+    pub const OBJECT_SIZE: &str = "Tidegate-Object-Size";
+    pub const OBJECT_SHA256: &str = "Tidegate-Object-Sha256";
+    pub const GITHUB_DELIVERY: &str = "Tidegate-Github-Delivery";
+    pub const GITHUB_EVENT: &str = "Tidegate-Github-Event";
+    pub const GITHUB_HOOK_ID: &str = "Tidegate-Github-Hook-Id";
+    pub const GITHUB_INSTALLATION_ID: &str = "Tidegate-Github-Installation-Id";
+    pub const GITHUB_REPOSITORY_ID: &str = "Tidegate-Github-Repository-Id";
+    pub const GITHUB_REPOSITORY: &str = "Tidegate-Github-Repository";
+    pub const GITHUB_REF: &str = "Tidegate-Github-Ref";
+    pub const GITHUB_HEAD_SHA: &str = "Tidegate-Github-Head-Sha";
+    /// Followed by a path parameter's name.
+    pub const PARAM_PREFIX: &str = "Tidegate-Param-";
+    /// Followed by a request header's lower-case name.
+    pub const HEADER_PREFIX: &str = "Tidegate-Header-";
+}

@@ -465,3 +465,151 @@ fn run_keys_are_one_token_and_never_shared() {
         "an id that looks encoded gets its own key"
     );
 }
+
+mod v2_headers {
+    //! Envelope v2: the header set written by the types matches its JSON
+    //! Schema and the example, and reads back into the same envelope.
+
+    use std::collections::BTreeMap;
+
+    use serde_json::Value;
+
+    use super::*;
+    use crate::envelope::v2::{self, HeaderError};
+
+    fn validator() -> jsonschema::Validator {
+        let text =
+            std::fs::read_to_string(crate_dir().join("json/envelope-headers.v2.schema.json"))
+                .expect("schema file is readable");
+        let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&schema)
+            .expect("schema compiles")
+    }
+
+    fn written<P>(envelope: &Envelope<P>) -> BTreeMap<String, String> {
+        let mut headers = BTreeMap::new();
+        headers.insert(
+            crate::headers::MSG_ID.to_owned(),
+            format!("{}:{}", envelope.route, envelope.id),
+        );
+        v2::write_headers(envelope, |name, value| {
+            headers.insert(name.to_owned(), value.to_owned());
+        })
+        .expect("writes");
+        headers
+    }
+
+    fn read(headers: &BTreeMap<String, String>, subject: &str) -> Envelope {
+        v2::read_headers(
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+            subject,
+        )
+        .expect("reads")
+    }
+
+    fn full(encoding: PayloadEncoding) -> Envelope<&'static RawValue> {
+        let mut envelope = sample(encoding, None);
+        envelope.version = v2::VERSION;
+        envelope.agent = Some("flickclaw".into());
+        envelope.params = [("agentId".to_owned(), "flickclaw".to_owned())].into();
+        envelope.raw_query = Some("source=putio&a=1&a=2&sp=%20x+y".into());
+        envelope.query = [
+            ("source".to_owned(), "putio".to_owned()),
+            ("a".to_owned(), "2".to_owned()),
+            ("sp".to_owned(), " x y".to_owned()),
+        ]
+        .into();
+        envelope
+    }
+
+    #[test]
+    fn the_example_matches_the_schema_and_reads_back() {
+        let text = std::fs::read_to_string(
+            crate_dir().join("examples/envelope-headers.v2.github-push.json"),
+        )
+        .expect("example is readable");
+        let document: Value = serde_json::from_str(&text).expect("example is JSON");
+        assert_valid(
+            &validator(),
+            &document,
+            "envelope-headers.v2.github-push.json",
+        );
+        let headers: BTreeMap<String, String> =
+            serde_json::from_value(document).expect("name to value");
+        let envelope = read(&headers, "tidegate.in.github.push");
+        assert_eq!(envelope.id, headers["Tidegate-Delivery-Id"]);
+        let github = envelope.github.as_ref().expect("github fields");
+        assert_eq!(github.installation_id, Some(42));
+        assert_eq!(
+            github.head_sha.as_deref(),
+            Some("6113728f27ae82c7b1a177c8d03f9e96e0adf246")
+        );
+        // Written again, the same headers come out.
+        let mut again = written(&envelope);
+        again.insert("Nats-Msg-Id".into(), headers["Nats-Msg-Id"].clone());
+        assert_eq!(again, headers);
+    }
+
+    #[test]
+    fn every_body_kind_matches_the_schema_and_reads_back_the_same_fields() {
+        let validator = validator();
+        for encoding in [
+            PayloadEncoding::Json,
+            PayloadEncoding::Base64,
+            PayloadEncoding::Empty,
+            PayloadEncoding::Object,
+        ] {
+            let envelope = full(encoding);
+            let headers = written(&envelope);
+            let document = serde_json::to_value(&headers).expect("serializes");
+            assert_valid(&validator, &document, &format!("{encoding:?} headers"));
+            let back = read(&headers, &envelope.subject);
+            let expected = serde_json::to_value(&envelope).expect("serializes");
+            assert_eq!(
+                serde_json::to_value(&back).expect("serializes"),
+                expected,
+                "{encoding:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_a_header_cannot_carry_are_refused_not_mangled() {
+        for bad in ["refs/heads/a\r\nNats-Msg-Id: x", " leading", "trailing\t"] {
+            let mut envelope = full(PayloadEncoding::Json);
+            envelope.github.as_mut().expect("github").git_ref = Some(bad.into());
+            assert_eq!(
+                v2::write_headers(&envelope, |_, _| {}),
+                Err(HeaderError::Value("github.ref"))
+            );
+        }
+        let mut envelope = full(PayloadEncoding::Json);
+        envelope.params = [("a:b".to_owned(), "x".to_owned())].into();
+        assert!(matches!(
+            v2::write_headers(&envelope, |_, _| {}),
+            Err(HeaderError::Name(_))
+        ));
+    }
+
+    #[test]
+    fn the_v1_rendering_is_a_valid_v1_document_with_the_body() {
+        let v1 = super::validator();
+        let envelope = full(PayloadEncoding::Json);
+        let body = br#"{"zen": "Keep it logically awesome."}"#;
+        let json = v2::to_v1_json(&envelope, body);
+        let document: Value = serde_json::from_slice(&json).expect("JSON");
+        assert_valid(&v1, &document, "v1 rendering");
+        assert_eq!(document["version"], 1);
+        let read: Envelope = serde_json::from_slice(&json).expect("reads");
+        assert_eq!(read.payload.expect("payload").get().as_bytes(), body);
+
+        let bytes = v2::to_v1_json(&full(PayloadEncoding::Base64), b"\xff\x00");
+        let document: Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_valid(&v1, &document, "v1 rendering of bytes");
+        assert_eq!(document["payload"], "/wA=");
+    }
+}

@@ -226,18 +226,20 @@ impl NatsCluster {
         }
         for sequence in state.first_sequence..=state.last_sequence {
             if let Ok(message) = stream.get_raw_message(sequence).await {
-                let envelope: schemas::Envelope = serde_json::from_slice(&message.payload)
-                    .unwrap_or_else(|error| {
-                        panic!(
-                            "message {sequence} on {} is not an envelope ({error}): {:?} {:?}",
-                            message.subject,
-                            message.headers,
-                            String::from_utf8_lossy(
-                                &message.payload[..message.payload.len().min(200)]
-                            )
-                        )
-                    });
-                ids.push(envelope.id);
+                let read = broker::envelope::read(
+                    message.subject.as_str(),
+                    Some(&message.headers),
+                    &message.payload,
+                )
+                .unwrap_or_else(|error| {
+                    panic!(
+                        "message {sequence} on {} is not an envelope ({error}): {:?} {:?}",
+                        message.subject,
+                        message.headers,
+                        String::from_utf8_lossy(&message.payload[..message.payload.len().min(200)])
+                    )
+                });
+                ids.push(read.envelope.id);
             }
         }
         ids

@@ -67,33 +67,28 @@ pub async fn fetch(
                 }
                 _ => TriggerError::Unavailable(error.to_string()),
             })?;
-        let envelope = workers::runtime::delivery::parse(&message.payload)
-            .map_err(|error| TriggerError::Gone(error.to_string()))?;
-        if envelope.id != trigger.delivery_id {
+        let read = workers::runtime::delivery::parse(
+            message.subject.as_str(),
+            Some(&message.headers),
+            &message.payload,
+        )
+        .map_err(|error| TriggerError::Gone(error.to_string()))?;
+        if read.envelope.id != trigger.delivery_id {
             return Err(TriggerError::Gone(format!(
                 "sequence {} holds another delivery",
                 trigger.stream_sequence
             )));
         }
-        let payload = match workers::runtime::delivery::inline_payload(&envelope) {
-            Ok(Some(payload)) => payload,
-            Ok(None) => {
-                let reference = envelope
-                    .payload_ref
-                    .as_ref()
-                    .ok_or_else(|| TriggerError::Gone("object payload without reference".into()))?;
-                broker::payload::fetch(jetstream, reference)
-                    .await
-                    .map_err(|error| {
-                        if error.is_transient() {
-                            TriggerError::Unavailable(error.to_string())
-                        } else {
-                            TriggerError::Gone(error.to_string())
-                        }
-                    })?
-            }
-            Err(error) => return Err(TriggerError::Gone(error.to_string())),
-        };
+        let payload = workers::runtime::delivery::body(jetstream, &read)
+            .await
+            .map_err(|error| {
+                if error.is_transient() {
+                    TriggerError::Unavailable(error.to_string())
+                } else {
+                    TriggerError::Gone(error.to_string())
+                }
+            })?;
+        let envelope = read.envelope;
         Ok(TriggerData::new(&envelope, &payload))
     };
     tokio::time::timeout(timeout, read)

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use broker::item::item_payload;
 use broker::payload::PayloadError;
 use http::{HeaderMap, Uri};
-use schemas::{Envelope, PayloadEncoding, PendingItem, PendingItems};
+use schemas::{PendingItem, PendingItems};
 
 use super::leases::{Pair, pair_of};
 use super::{ConsumerApi, ITEMS_METRIC, api, authenticate, finish, unavailable};
@@ -172,10 +172,15 @@ async fn item_of(
         .as_ref()
         .map(ToString::to_string)
         .ok_or_else(|| Unusable::Permanently("no ack subject".into()))?;
-    let envelope: Envelope = serde_json::from_slice(&message.payload)
-        .map_err(|error| Unusable::Permanently(format!("not an envelope v1: {error}")))?;
-    let object_body = match (&envelope.payload_encoding, &envelope.payload_ref) {
-        (PayloadEncoding::Object, Some(reference)) => Some(
+    let read = broker::envelope::read(
+        message.subject.as_str(),
+        message.headers.as_ref(),
+        &message.payload,
+    )
+    .map_err(|error| Unusable::Permanently(error.to_string()))?;
+    let body = match (&read.body, &read.envelope.payload_ref) {
+        (Some(body), _) => body.clone(),
+        (None, Some(reference)) => {
             broker::payload::fetch(&state.broker.connection.jetstream, reference)
                 .await
                 .map_err(|error| match error {
@@ -185,12 +190,16 @@ async fn item_of(
                         Unusable::Permanently(error.to_string())
                     }
                     other => Unusable::ForNow(format!("fetching a payload: {other}")),
-                })?,
-        ),
-        _ => None,
+                })?
+        }
+        (None, None) => {
+            return Err(Unusable::Permanently(
+                "object payload without payload_ref".into(),
+            ));
+        }
     };
-    let payload = item_payload(&envelope, object_body.as_deref())
-        .map_err(|error| Unusable::Permanently(error.to_string()))?;
+    let envelope = read.envelope;
+    let payload = item_payload(&envelope, &body);
     let Pair { agent, source } = pair_of(&message.subject)
         .ok_or_else(|| Unusable::Permanently("not an agent subject".into()))?;
     let item = PendingItem {

@@ -83,7 +83,7 @@ fn retry_after(response: &reqwest::Response) -> u64 {
 fn subjects(messages: &[async_nats::jetstream::message::StreamMessage]) -> Vec<String> {
     messages
         .iter()
-        .map(|message| envelope(&message.payload).subject)
+        .map(|message| envelope(&message).subject)
         .collect()
 }
 

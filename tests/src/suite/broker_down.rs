@@ -67,7 +67,7 @@ async fn broker_killed_answers_503_then_recovers_without_restart() {
         .stored_deliveries()
         .await
         .iter()
-        .map(|message| super::envelope(&message.payload).id)
+        .map(|message| super::envelope(&message).id)
         .collect();
     // `during` may have been queued by the client and flushed on reconnect
     // (then the sender's retry is a duplicate), but `before` survived the
@@ -153,7 +153,7 @@ async fn a_deleted_stream_answers_503_until_an_operator_recreates_it() {
         .stored_deliveries()
         .await
         .iter()
-        .map(|message| super::envelope(&message.payload).id)
+        .map(|message| super::envelope(&message).id)
         .collect();
     assert_eq!(ids, ["again"]);
 }

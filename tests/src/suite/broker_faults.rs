@@ -199,7 +199,7 @@ async fn a_full_stream_answers_503_saying_so_and_evicts_nothing() {
         .stored_deliveries()
         .await
         .iter()
-        .map(|message| super::envelope(&message.payload).id)
+        .map(|message| super::envelope(&message).id)
         .collect();
     assert_eq!(ids, accepted);
     let text = ingress.metrics().await;

@@ -345,7 +345,7 @@ async fn send_signs_as_the_provider_and_the_delivery_is_stored() {
             ),
         ]
     );
-    let envelope = super::envelope(&stored[0].payload);
+    let envelope = super::envelope(&stored[0]);
     let github_fields = envelope.github.expect("normalized GitHub fields");
     assert_eq!(
         github_fields.repository_full_name.as_deref(),
@@ -525,12 +525,10 @@ async fn deliveries_show_prints_the_envelope_and_each_workers_latest_result() {
     let text = &shown.stdout;
     assert!(text.starts_with("delivery  d-1\nsequence  1\n"), "{text}");
     assert!(text.contains("header    Tidegate-Route: hooks\n"), "{text}");
-    // The envelope, indented, with the payload's keys as sent.
-    assert!(text.contains("\n  \"id\": \"d-1\",\n"), "{text}");
-    assert!(
-        text.contains("\"payload\": {\n    \"id\": \"d-1\"\n  }"),
-        "{text}"
-    );
+    // Envelope v2: the fields are headers, the body is shown indented.
+    assert!(text.contains("header    Tidegate-Envelope: 2\n"), "{text}");
+    assert!(text.contains("header    Tidegate-Body: json\n"), "{text}");
+    assert!(text.contains("\n{\n  \"id\": \"d-1\"\n}\n"), "{text}");
     let rows: Vec<Vec<&str>> = text
         .lines()
         .skip_while(|line| !line.starts_with("WORKER"))

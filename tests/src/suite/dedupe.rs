@@ -80,7 +80,11 @@ async fn batched_lookups_skip_every_completed_key_and_run_the_rest() {
     for message in &stored {
         acks.push(
             jetstream
-                .publish(message.subject.to_string(), message.payload.clone())
+                .publish_with_headers(
+                    message.subject.to_string(),
+                    super::copy_headers(message),
+                    message.payload.clone(),
+                )
                 .await
                 .expect("publish"),
         );

@@ -357,7 +357,11 @@ async fn a_completed_delivery_replayed_later_is_skipped() {
     let stored = setup.nats.stored_deliveries().await;
     let jetstream = setup.nats.jetstream().await;
     jetstream
-        .publish(stored[0].subject.to_string(), stored[0].payload.clone())
+        .publish_with_headers(
+            stored[0].subject.to_string(),
+            super::copy_headers(&stored[0]),
+            stored[0].payload.clone(),
+        )
         .await
         .expect("publish")
         .await
@@ -408,7 +412,7 @@ async fn a_large_payload_reaches_the_target_byte_for_byte_through_the_object_sto
     assert_eq!(response.status(), 202);
     let stored = setup.nats.stored_deliveries().await;
     assert_eq!(
-        super::envelope(&stored[0].payload).payload_encoding,
+        super::envelope(&stored[0]).payload_encoding,
         schemas::PayloadEncoding::Object
     );
     eventually(Duration::from_secs(30), "the forwarded body", || async {

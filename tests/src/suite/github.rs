@@ -75,7 +75,7 @@ async fn a_signed_push_is_stored_byte_for_byte_and_normalized() {
         message.headers.get(MSG_ID).map(|value| value.as_str()),
         Some(format!("github:{id}").as_str())
     );
-    let envelope = envelope(&message.payload);
+    let envelope = envelope(&message);
     assert_eq!(envelope.id, id);
     assert_eq!(envelope.payload_encoding, schemas::PayloadEncoding::Json);
     let payload = envelope.payload.expect("payload is embedded");
@@ -128,7 +128,7 @@ async fn a_redelivery_is_stored_once_but_a_second_hook_is_not_a_duplicate() {
         .stored_deliveries()
         .await
         .iter()
-        .map(|message| envelope(&message.payload).id)
+        .map(|message| envelope(&message).id)
         .collect();
     assert_eq!(ids, ["1_d1", "2_d1"]);
 }
@@ -170,7 +170,7 @@ async fn form_encoded_deliveries_are_verified_raw_and_normalized() {
         .expect("sent");
     assert_eq!(response.status(), 202);
     let stored = nats.stored_deliveries().await;
-    let envelope = envelope(&stored[0].payload);
+    let envelope = envelope(&stored[0]);
     assert_eq!(
         envelope.id, "f1",
         "without a hook id the GUID alone is the id"
@@ -307,7 +307,7 @@ async fn githubs_documented_test_vector_verifies_end_to_end() {
 
     let stored = nats.stored_deliveries().await;
     assert_eq!(stored.len(), 1);
-    let envelope = envelope(&stored[0].payload);
+    let envelope = envelope(&stored[0]);
     assert_eq!(envelope.payload_encoding, schemas::PayloadEncoding::Base64);
     assert_eq!(
         envelope.payload.expect("payload").get(),

@@ -109,7 +109,7 @@ async fn large_push_round_trips(size: usize) {
     let message = &stored[0];
     assert_eq!(message.subject.as_str(), "tidegate.in.github.push");
     assert!(message.payload.len() < 16 << 10, "the envelope stays small");
-    let envelope = envelope(&message.payload);
+    let envelope = envelope(&message);
     assert_eq!(envelope.payload_encoding, PayloadEncoding::Object);
     assert!(envelope.payload.is_none(), "the body is not embedded");
     let reference = envelope.payload_ref.expect("an object reference");
@@ -178,7 +178,7 @@ async fn a_900_kb_push_stays_inline() {
     assert_eq!(send(&ingress, "mid", &body).await.status(), 202);
     let stored = nats.stored_deliveries().await;
     assert_eq!(stored.len(), 1);
-    let envelope = envelope(&stored[0].payload);
+    let envelope = envelope(&stored[0]);
     assert_eq!(envelope.payload_encoding, PayloadEncoding::Json);
     assert!(envelope.payload_ref.is_none());
     assert!(
@@ -217,7 +217,7 @@ async fn a_missing_bucket_answers_503_until_an_operator_recreates_it() {
     .await;
     let stored = nats.stored_deliveries().await;
     assert_eq!(stored.len(), 1);
-    let reference = envelope(&stored[0].payload)
+    let reference = envelope(&stored[0])
         .payload_ref
         .expect("an object reference");
     let jetstream = nats.jetstream().await;

@@ -87,7 +87,7 @@ async fn a_workers_reply_is_the_response() {
     crate::nats::round_trip(&client).await;
     let worker = tokio::spawn(async move {
         let request = requests.next().await.expect("a request arrives");
-        let envelope = envelope(&request.payload);
+        let envelope = envelope(&request);
         assert_eq!(
             envelope.query.get("code").map(String::as_str),
             Some("ABC123")

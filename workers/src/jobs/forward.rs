@@ -128,10 +128,7 @@ impl Job for Forward {
             return Outcome::Skip(format!("no target for subject {}", delivery.subject));
         };
         let (body, content_type) = match target.mode {
-            Mode::Envelope => (
-                delivery.raw_envelope.clone(),
-                Some("application/json".to_owned()),
-            ),
+            Mode::Envelope => (delivery.v1_json(), Some("application/json".to_owned())),
             Mode::Original => (
                 delivery.payload.clone(),
                 delivery.envelope.content_type.clone(),

@@ -160,17 +160,17 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
         }
     };
     let subject = message.subject.to_string();
-    let parsed = delivery::parse(&message.payload);
+    let parsed = delivery::parse(&subject, message.headers.as_ref(), &message.payload);
     let delivery_id = parsed
         .as_ref()
-        .map(|envelope| envelope.id.clone())
+        .map(|read| read.envelope.id.clone())
         .unwrap_or_else(|_| format!("seq-{stream_sequence}"));
     // The connector contract comes from the envelope alone, so every
     // result below — even a payload that cannot be read — carries it.
     let connector = parsed
         .as_ref()
         .ok()
-        .and_then(|envelope| shared.job.connector(envelope));
+        .and_then(|read| shared.job.connector(&read.envelope));
     let span = info_span!("job", worker = %worker, delivery_id = %delivery_id, stream_seq = stream_sequence, attempt);
     async {
         metrics::counter!(metric::STARTED, "worker" => worker.clone()).increment(1);
@@ -191,8 +191,8 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
             subject: &subject,
             stream_sequence,
         };
-        let envelope = match parsed {
-            Ok(envelope) => envelope,
+        let read = match parsed {
+            Ok(read) => read,
             Err(error) => {
                 outcome::give_up(&context, &error.to_string()).await;
                 return;
@@ -206,24 +206,7 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
             outcome::give_up(&context, &reason).await;
             return;
         }
-        let payload = match delivery::inline_payload(&envelope) {
-            Ok(Some(payload)) => Ok(payload),
-            Ok(None) => match &envelope.payload_ref {
-                Some(reference) => broker::payload::fetch(&shared.jetstream, reference)
-                    .await
-                    .map_err(|error| {
-                        if error.is_transient() {
-                            delivery::DeliveryError::Object(error.to_string())
-                        } else {
-                            delivery::DeliveryError::Payload(error.to_string())
-                        }
-                    }),
-                None => Err(delivery::DeliveryError::Payload(
-                    "object payload without payload_ref".into(),
-                )),
-            },
-            Err(error) => Err(error),
-        };
+        let payload = delivery::body(&shared.jetstream, &read).await;
         let payload = match payload {
             Ok(payload) => payload,
             Err(error) if error.is_transient() => {
@@ -235,10 +218,12 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
                 return;
             }
         };
+        let v1_document =
+            (!broker::envelope::is_v2(message.headers.as_ref())).then(|| message.payload.clone());
         let delivery = Delivery {
-            envelope,
+            envelope: read.envelope,
             payload,
-            raw_envelope: message.payload.clone(),
+            v1_document,
             subject: subject.clone(),
             stream_sequence,
             attempt,

@@ -21,7 +21,8 @@ pub struct GiveUp<'a> {
     pub stream_sequence: u64,
     pub attempts: u64,
     pub error: &'a str,
-    pub raw_envelope: &'a [u8],
+    /// The delivery's v1 document (`delivery::dead_letter_document`).
+    pub envelope: &'a [u8],
     /// The job's connector contract for the delivery, when it has one.
     pub connector: Option<&'a ConnectorSync>,
 }
@@ -35,9 +36,9 @@ pub async fn store(
 ) -> anyhow::Result<()> {
     // The envelope is kept verbatim when it is JSON; anything else (a
     // message that is not an envelope at all) is kept as a JSON string.
-    let envelope = match serde_json::from_slice::<&RawValue>(give_up.raw_envelope) {
+    let envelope = match serde_json::from_slice::<&RawValue>(give_up.envelope) {
         Ok(raw) => raw.to_owned(),
-        Err(_) => serde_json::value::to_raw_value(&String::from_utf8_lossy(give_up.raw_envelope))?,
+        Err(_) => serde_json::value::to_raw_value(&String::from_utf8_lossy(give_up.envelope))?,
     };
     let letter = DeadLetter {
         version: 1,

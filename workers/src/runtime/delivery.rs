@@ -1,28 +1,45 @@
-//! A delivery as a job sees it: the parsed envelope, the payload bytes
-//! (decoded, or fetched from the object store), and where it came from.
+//! A delivery as a job sees it: the envelope's fields, the body bytes (the
+//! message data of an envelope v2, decoded from a v1 document, or fetched
+//! from the object store), and where it came from. Both envelope versions
+//! are read by `broker::envelope`.
 
-use base64::Engine as _;
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use broker::envelope::{self, Read, ReadError};
 use bytes::Bytes;
-use schemas::{Envelope, PayloadEncoding};
+use schemas::Envelope;
+use schemas::envelope::v2;
 
 /// One delivery handed to a job.
 #[derive(Debug)]
 pub struct Delivery {
+    /// The fields; `payload` is absent (the body is `payload` below).
     pub envelope: Envelope,
     /// The body exactly as the provider sent it.
     pub payload: Bytes,
-    /// The stored envelope, verbatim (what dead letters carry).
-    pub raw_envelope: Bytes,
+    /// The stored document of a v1 message; `None` for v2.
+    pub v1_document: Option<Bytes>,
     pub subject: String,
     pub stream_sequence: u64,
     /// 1 for the first delivery.
     pub attempt: u64,
 }
 
+impl Delivery {
+    /// The delivery as one envelope v1 document (what `mode = "envelope"`
+    /// forwarding sends): the stored one, or a rendering of a v2 message.
+    pub fn v1_json(&self) -> Bytes {
+        match &self.v1_document {
+            Some(document) => document.clone(),
+            None => Bytes::from(v2::to_v1_json(&self.envelope, &self.payload)),
+        }
+    }
+}
+
 /// Why a stored message cannot become a `Delivery`.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("message is not an envelope v1: {0}")]
+    #[error("{0}")]
     NotAnEnvelope(String),
     #[error("payload cannot be decoded: {0}")]
     Payload(String),
@@ -37,40 +54,53 @@ impl DeliveryError {
     }
 }
 
-/// Parses the envelope; the payload is resolved by [`payload_bytes`].
-pub fn parse(raw: &Bytes) -> Result<Envelope, DeliveryError> {
-    let envelope: Envelope = serde_json::from_slice(raw)
-        .map_err(|error| DeliveryError::NotAnEnvelope(error.to_string()))?;
-    if envelope.version != schemas::envelope::VERSION {
-        return Err(DeliveryError::NotAnEnvelope(format!(
-            "version {}",
-            envelope.version
-        )));
+impl From<ReadError> for DeliveryError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::NotAnEnvelope(_) => DeliveryError::NotAnEnvelope(error.to_string()),
+            ReadError::Payload(why) => DeliveryError::Payload(why),
+        }
     }
-    Ok(envelope)
 }
 
-/// The body bytes of an inline payload; `None` for `object` payloads.
-pub fn inline_payload(envelope: &Envelope) -> Result<Option<Bytes>, DeliveryError> {
-    let text = || {
-        envelope
-            .payload
-            .as_ref()
-            .map(|raw| raw.get())
-            .ok_or_else(|| DeliveryError::Payload("payload is missing".into()))
+/// Reads the envelope of a message on `subject`; the body of an `object`
+/// delivery is fetched by [`body`].
+pub fn parse(
+    subject: &str,
+    headers: Option<&HeaderMap>,
+    data: &Bytes,
+) -> Result<Read, DeliveryError> {
+    Ok(envelope::read(subject, headers, data)?)
+}
+
+/// The body: inline, or fetched from the object store (size and SHA-256
+/// checked).
+pub async fn body(jetstream: &jetstream::Context, read: &Read) -> Result<Bytes, DeliveryError> {
+    if let Some(body) = &read.body {
+        return Ok(body.clone());
+    }
+    let Some(reference) = &read.envelope.payload_ref else {
+        return Err(DeliveryError::Payload(
+            "object payload without payload_ref".into(),
+        ));
     };
-    match envelope.payload_encoding {
-        PayloadEncoding::Empty => Ok(Some(Bytes::new())),
-        PayloadEncoding::Json => Ok(Some(Bytes::copy_from_slice(text()?.as_bytes()))),
-        PayloadEncoding::Base64 => {
-            let quoted: String = serde_json::from_str(text()?)
-                .map_err(|error| DeliveryError::Payload(error.to_string()))?;
-            base64::engine::general_purpose::STANDARD
-                .decode(quoted)
-                .map(Bytes::from)
-                .map(Some)
-                .map_err(|error| DeliveryError::Payload(error.to_string()))
-        }
-        PayloadEncoding::Object => Ok(None),
+    broker::payload::fetch(jetstream, reference)
+        .await
+        .map_err(|error| {
+            if error.is_transient() {
+                DeliveryError::Object(error.to_string())
+            } else {
+                DeliveryError::Payload(error.to_string())
+            }
+        })
+}
+
+/// What a dead letter keeps of a message: its v1 document (rendered for a
+/// v2 message, the body inline or its object reference), or the data as
+/// stored when it is no envelope at all.
+pub fn dead_letter_document(subject: &str, headers: Option<&HeaderMap>, data: &Bytes) -> Bytes {
+    match envelope::read(subject, headers, data) {
+        Ok(read) => envelope::v1_json(headers, data, &read),
+        Err(_) => data.clone(),
     }
 }

@@ -17,6 +17,7 @@ use tracing::{debug, error, warn};
 
 use super::dead_letter::{self, GiveUp};
 use super::dedupe::{self, Completion};
+use super::delivery;
 use super::report::{self, Attempt, Reporter};
 use super::{Outcome, Report, backoff};
 use crate::config::RuntimeConfig;
@@ -100,7 +101,11 @@ pub async fn give_up(context: &Context<'_>, reason: &str) {
             stream_sequence: context.stream_sequence,
             attempts: context.attempt.attempt,
             error: reason,
-            raw_envelope: &context.message.payload,
+            envelope: &delivery::dead_letter_document(
+                context.subject,
+                context.message.headers.as_ref(),
+                &context.message.payload,
+            ),
             connector: context.attempt.connector,
         },
         context.config.nats.publish_timeout,

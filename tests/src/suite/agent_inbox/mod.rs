@@ -147,7 +147,7 @@ async fn a_configured_secret_is_required_for_its_agent_and_source() {
         stored[0].subject.as_str(),
         "tidegate.in.agent.flickclaw.putio"
     );
-    let envelope = envelope(&stored[0].payload);
+    let envelope = envelope(&stored[0]);
     assert_eq!(envelope.id, id);
     assert_eq!(envelope.agent.as_deref(), Some("flickclaw"));
     assert_eq!(envelope.source, "putio");
@@ -282,7 +282,7 @@ async fn bodies_are_stored_byte_for_byte_whatever_they_are() {
     let stored = nats.stored_deliveries().await;
     assert_eq!(stored.len(), 3);
     for ((content_type, body), message) in sent.iter().zip(&stored) {
-        let envelope = envelope(&message.payload);
+        let envelope = envelope(&message);
         let payload = envelope.payload.expect("a payload");
         let bytes = match envelope.payload_encoding {
             schemas::PayloadEncoding::Json => payload.get().as_bytes().to_vec(),

@@ -233,7 +233,7 @@ impl Fixture {
                     .get("Nats-Msg-Id")
                     .map(|value| value.as_str().to_owned())
                     .unwrap_or_default();
-                (super::envelope(&message.payload), msg_id)
+                (super::envelope(&message), msg_id)
             })
             .collect()
     }

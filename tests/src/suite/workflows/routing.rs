@@ -45,7 +45,7 @@ async fn the_seeds_status_table_holds() {
     let stored = stack.nats.stored_deliveries().await;
     assert_eq!(stored.len(), 1, "only the accepted one is stored");
     assert_eq!(stored[0].subject.as_str(), "tidegate.in.workflow.on");
-    assert_eq!(super::super::envelope(&stored[0].payload).id, run_id);
+    assert_eq!(super::super::envelope(&stored[0]).id, run_id);
 }
 
 #[tokio::test]

@@ -90,7 +90,13 @@ async fn run(
             info_span!("sync", subject = %message.subject, delivery_id = tracing::field::Empty);
         tasks.spawn(
             async move {
-                let reply = respond(&inner, message.subject.as_str(), &message.payload).await;
+                let reply = respond(
+                    &inner,
+                    message.subject.as_str(),
+                    message.headers.as_ref(),
+                    &message.payload,
+                )
+                .await;
                 send(&client, message.reply.clone(), &reply).await;
                 drop(permit);
             }
@@ -132,22 +138,23 @@ async fn send(client: &Client, reply_to: Option<async_nats::Subject>, reply: &Sy
 }
 
 /// The reply to one request; never fails (every problem is a status).
-pub async fn respond(inner: &Inner, subject: &str, payload: &[u8]) -> SyncReply {
+pub async fn respond(
+    inner: &Inner,
+    subject: &str,
+    headers: Option<&async_nats::HeaderMap>,
+    payload: &bytes::Bytes,
+) -> SyncReply {
     let Some((plugin, command)) = plugin_and_command(subject, PLUGIN_SYNC_PREFIX) else {
         return error_reply(404, "unknown_command", "not a plugin command subject");
     };
-    let bytes = bytes::Bytes::copy_from_slice(payload);
-    let envelope = match delivery::parse(&bytes) {
-        Ok(envelope) => envelope,
+    let read = match delivery::parse(subject, headers, payload) {
+        Ok(read) => read,
         Err(error) => return error_reply(400, "bad_request", &error.to_string()),
     };
+    let envelope = read.envelope;
     tracing::Span::current().record("delivery_id", envelope.id.as_str());
-    let body = match delivery::inline_payload(&envelope) {
-        Ok(Some(body)) => body,
-        Ok(None) => {
-            return error_reply(400, "bad_request", "a sync request carries its body inline");
-        }
-        Err(error) => return error_reply(400, "bad_request", &error.to_string()),
+    let Some(body) = read.body else {
+        return error_reply(400, "bad_request", "a sync request carries its body inline");
     };
     let call = Invocation {
         plugin,

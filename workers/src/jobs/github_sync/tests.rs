@@ -62,7 +62,7 @@ fn delivery(event: &str, id: &str, payload: serde_json::Value) -> Delivery {
     Delivery {
         envelope,
         payload: Bytes::from(payload.to_string()),
-        raw_envelope: Bytes::new(),
+        v1_document: None,
         subject: format!("tidegate.in.github.{event}"),
         stream_sequence: 1,
         attempt: 1,

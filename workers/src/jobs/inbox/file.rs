@@ -33,8 +33,7 @@ pub(super) fn file_name(envelope: &Envelope) -> String {
 pub(super) fn render(delivery: &Delivery, agent: &str) -> Result<Vec<u8>, String> {
     let envelope = &delivery.envelope;
     // For `object` payloads the runtime already fetched the body.
-    let payload =
-        item_payload(envelope, Some(&delivery.payload)).map_err(|error| error.to_string())?;
+    let payload = item_payload(envelope, &delivery.payload);
     let item = InboxItem {
         id: envelope.id.clone(),
         agent_id: agent.to_owned(),

@@ -24,9 +24,11 @@ fn delivery(content_type: &str, body: &[u8]) -> Delivery {
     );
     let raw = Bytes::from(raw);
     Delivery {
-        envelope: crate::runtime::delivery::parse(&raw).expect("an envelope"),
+        envelope: crate::runtime::delivery::parse("tidegate.in.agent.flickclaw.putio", None, &raw)
+            .expect("an envelope")
+            .envelope,
         payload: Bytes::copy_from_slice(body),
-        raw_envelope: raw,
+        v1_document: Some(raw),
         subject: "tidegate.in.agent.flickclaw.putio".into(),
         stream_sequence: 7,
         attempt: 1,
