@@ -4,6 +4,9 @@
 
 use workers::jobs::exec::{Exec, ExecConfig};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     workers::main_for::<ExecConfig, _>("exec", Exec::new).await

@@ -2,6 +2,9 @@
 
 use workers::jobs::forward::{Forward, ForwardConfig};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     workers::main_for::<ForwardConfig, _>("forward", Forward::new).await

@@ -3,6 +3,9 @@
 
 use workers::jobs::inbox::{Inbox, InboxConfig};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     workers::main_for::<InboxConfig, _>("inbox", Inbox::new).await

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use async_nats::jetstream::{self, AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
 use schemas::headers::{REPLAY_FOR, REPLAY_FORCE};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -56,10 +56,7 @@ pub async fn run<J: Job>(
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             () = shutdown.cancelled() => break,
         };
-        let mut permits = vec![first];
-        while let Ok(permit) = slots.clone().try_acquire_owned() {
-            permits.push(permit);
-        }
+        let mut permits = gather(&slots, first, concurrency).await;
         // Ask for exactly as many deliveries as there are free slots, so
         // nothing waits in a client buffer while its ack_wait runs.
         let batch = consumer
@@ -118,10 +115,11 @@ pub async fn run<J: Job>(
             };
             let shared = shared.clone();
             let release = release.clone();
-            tasks.spawn(async move {
+            // Boxed: the task moves a pointer, not the whole job's state.
+            tasks.spawn(Box::pin(async move {
                 process(&shared, message, release).await;
                 drop(permit);
-            });
+            }));
         }
         while tasks.try_join_next().is_some() {}
     }
@@ -272,6 +270,36 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
     .await;
 }
 
+/// How long a fetch waits for more free slots, and for how many (a
+/// quarter of `concurrency`): one pull request then brings several
+/// deliveries instead of one each, which costs the broker and the worker
+/// less per delivery.
+const GATHER_WAIT: Duration = Duration::from_millis(2);
+
+/// `first` and every slot that frees within `GATHER_WAIT`, until a
+/// quarter of `concurrency` are free.
+async fn gather(
+    slots: &Arc<Semaphore>,
+    first: OwnedSemaphorePermit,
+    concurrency: usize,
+) -> Vec<OwnedSemaphorePermit> {
+    let wanted = (concurrency / 4).max(1);
+    let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+    let mut permits = vec![first];
+    loop {
+        while let Ok(permit) = slots.clone().try_acquire_owned() {
+            permits.push(permit);
+        }
+        if permits.len() >= wanted {
+            return permits;
+        }
+        match tokio::time::timeout_at(deadline, slots.clone().acquire_owned()).await {
+            Ok(permit) => permits.push(permit.expect("the semaphore is never closed")),
+            Err(_) => return permits,
+        }
+    }
+}
+
 /// Runs the job, sending progress acks every third of `ack_wait` so a long
 /// job is not redelivered. `None` when released at shutdown.
 async fn run_with_progress<J: Job>(
@@ -281,8 +309,9 @@ async fn run_with_progress<J: Job>(
     release: &CancellationToken,
 ) -> Option<Outcome> {
     let interval = (shared.config.consumer.ack_wait / 3).max(Duration::from_millis(100));
-    let job = shared.job.handle(delivery);
-    tokio::pin!(job);
+    // Boxed: a job's future (an HTTP request in flight) is large, and
+    // the task holding it is moved several times.
+    let mut job = Box::pin(shared.job.handle(delivery));
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     loop {
         tokio::select! {
@@ -294,5 +323,39 @@ async fn run_with_progress<J: Job>(
             }
             () = release.cancelled() => return None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fetch_takes_every_free_slot() {
+        let slots = Arc::new(Semaphore::new(8));
+        let first = slots.clone().acquire_owned().await.unwrap();
+        let permits = gather(&slots, first, 8).await;
+        assert_eq!(permits.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_waits_briefly_for_a_quarter_of_the_slots() {
+        let slots = Arc::new(Semaphore::new(8));
+        let busy = slots.clone().acquire_many_owned(7).await.unwrap();
+        let first = slots.clone().acquire_owned().await.unwrap();
+        // Nothing frees: the one free slot goes alone, within the wait.
+        let started = std::time::Instant::now();
+        let permits = gather(&slots, first, 8).await;
+        assert_eq!(permits.len(), 1);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        drop(permits);
+        // One slot frees during the wait: both go in one fetch.
+        let first = slots.clone().acquire_owned().await.unwrap();
+        let mut busy = busy;
+        let freed = busy.split(1).unwrap();
+        let release = tokio::spawn(async move { drop(freed) });
+        let permits = gather(&slots, first, 8).await;
+        release.await.unwrap();
+        assert_eq!(permits.len(), 2);
     }
 }
