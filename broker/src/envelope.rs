@@ -120,8 +120,8 @@ mod tests {
             ("Tidegate-Path", "/r"),
             ("Tidegate-Query", "a=1&a=2&b=%20x"),
             ("Tidegate-Body", encoding),
-            ("Tidegate-Header-content-type", "application/json"),
-            ("Tidegate-Param-agent", "flick"),
+            ("Tidegate-Headers", r#"{"content-type":"application/json"}"#),
+            ("Tidegate-Params", r#"{"agent":"flick"}"#),
         ] {
             headers.insert(name, value);
         }

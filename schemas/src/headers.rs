@@ -20,7 +20,9 @@ pub const REPLAY_FOR: &str = "Tidegate-Replay-For";
 pub const REPLAY_FORCE: &str = "Tidegate-Replay-Force";
 
 /// The envelope v2 header set (see `schemas::envelope::v2`), beside
-/// [`DELIVERY_ID`], [`ROUTE`] and [`EVENT`] above.
+/// [`DELIVERY_ID`], [`ROUTE`] and [`EVENT`] above: one header per scalar
+/// field, one compact JSON object per structured one (every header costs
+/// its publisher a map insert, so structure is not spread over dozens).
 pub mod v2 {
     pub const SOURCE: &str = "Tidegate-Source";
     pub const AGENT: &str = "Tidegate-Agent";
@@ -34,20 +36,14 @@ pub mod v2 {
     /// ingress), `bytes` (anything else), `empty`, or `object` (the body is
     /// in the object store; the data is empty).
     pub const BODY: &str = "Tidegate-Body";
-    pub const OBJECT_BUCKET: &str = "Tidegate-Object-Bucket";
-    pub const OBJECT_NAME: &str = "Tidegate-Object-Name";
-    pub const OBJECT_SIZE: &str = "Tidegate-Object-Size";
-    pub const OBJECT_SHA256: &str = "Tidegate-Object-Sha256";
-    pub const GITHUB_DELIVERY: &str = "Tidegate-Github-Delivery";
-    pub const GITHUB_EVENT: &str = "Tidegate-Github-Event";
-    pub const GITHUB_HOOK_ID: &str = "Tidegate-Github-Hook-Id";
-    pub const GITHUB_INSTALLATION_ID: &str = "Tidegate-Github-Installation-Id";
-    pub const GITHUB_REPOSITORY_ID: &str = "Tidegate-Github-Repository-Id";
-    pub const GITHUB_REPOSITORY: &str = "Tidegate-Github-Repository";
-    pub const GITHUB_REF: &str = "Tidegate-Github-Ref";
-    pub const GITHUB_HEAD_SHA: &str = "Tidegate-Github-Head-Sha";
-    /// Followed by a path parameter's name.
-    pub const PARAM_PREFIX: &str = "Tidegate-Param-";
-    /// Followed by a request header's lower-case name.
-    pub const HEADER_PREFIX: &str = "Tidegate-Header-";
+    /// With `object`: the body's `{bucket, name, size, sha256}`, as JSON.
+    pub const OBJECT: &str = "Tidegate-Object";
+    /// GitHub routes: the normalized fields, as the JSON object v1 names
+    /// `github` (camelCase).
+    pub const GITHUB: &str = "Tidegate-Github";
+    /// The path parameters, as a JSON object (when there are any).
+    pub const PARAMS: &str = "Tidegate-Params";
+    /// The safe request headers, as a JSON object of lower-case name to
+    /// value.
+    pub const HEADERS: &str = "Tidegate-Headers";
 }

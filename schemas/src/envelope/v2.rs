@@ -1,7 +1,9 @@
 //! Envelope v2: the body as the message data, byte for byte, and every
-//! other envelope field as a NATS header. Nothing is parsed or re-encoded
-//! to store or to read a delivery; a consumer that only routes looks at the
-//! headers alone. The header set is described by
+//! other envelope field as a NATS header — a scalar per header, a
+//! structured field (request headers, path parameters, GitHub fields,
+//! object reference) as one compact JSON object. The body is never parsed
+//! or re-encoded to store or to read a delivery; a consumer that only
+//! routes looks at the headers alone. The header set is described by
 //! `schemas/json/envelope-headers.v2.schema.json`.
 //!
 //! Both directions go through [`Envelope`], so a v1 document and a v2
@@ -25,8 +27,6 @@ pub enum HeaderError {
     /// A value a NATS header cannot carry as is: CR, LF, or whitespace at
     /// either end (the protocol trims it).
     Value(&'static str),
-    /// A path parameter name that is not a header-name token.
-    Name(String),
     /// A required header is absent.
     Missing(&'static str),
     /// A header is present but malformed.
@@ -40,7 +40,6 @@ impl fmt::Display for HeaderError {
                 f,
                 "`{field}` holds a line break or surrounding whitespace, which a NATS header cannot carry"
             ),
-            HeaderError::Name(name) => write!(f, "`{name}` cannot be part of a NATS header name"),
             HeaderError::Missing(name) => write!(f, "missing {name} header"),
             HeaderError::Invalid(name) => write!(f, "invalid {name} header"),
         }
@@ -62,13 +61,6 @@ fn body_kind(encoding: PayloadEncoding) -> &'static str {
 fn carried(value: &str) -> bool {
     let space = |c: char| c == ' ' || c == '\t';
     !value.contains(['\r', '\n']) && !value.starts_with(space) && !value.ends_with(space)
-}
-
-fn name_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|byte| byte.is_ascii_graphic() && byte != b':')
 }
 
 /// Writes the v2 header set of `envelope` through `put(name, value)`, the
@@ -111,66 +103,24 @@ pub fn write_headers<P>(
         "payload_encoding",
         body_kind(envelope.payload_encoding),
     )?;
+    // Compact JSON never holds a raw line break and starts and ends with a
+    // brace, so these always pass the check.
     if let Some(reference) = &envelope.payload_ref {
-        check(v2::OBJECT_BUCKET, "payload_ref.bucket", &reference.bucket)?;
-        check(v2::OBJECT_NAME, "payload_ref.name", &reference.name)?;
-        check(
-            v2::OBJECT_SIZE,
-            "payload_ref.size",
-            &reference.size.to_string(),
-        )?;
-        check(v2::OBJECT_SHA256, "payload_ref.sha256", &reference.sha256)?;
+        check(v2::OBJECT, "payload_ref", &compact(reference))?;
     }
     if let Some(github) = &envelope.github {
-        check(
-            v2::GITHUB_DELIVERY,
-            "github.deliveryId",
-            &github.delivery_id,
-        )?;
-        check(v2::GITHUB_EVENT, "github.event", &github.event)?;
-        if let Some(hook) = &github.hook_id {
-            check(v2::GITHUB_HOOK_ID, "github.hookId", hook)?;
-        }
-        if let Some(id) = github.installation_id {
-            check(
-                v2::GITHUB_INSTALLATION_ID,
-                "github.installationId",
-                &id.to_string(),
-            )?;
-        }
-        if let Some(id) = github.repository_id {
-            check(
-                v2::GITHUB_REPOSITORY_ID,
-                "github.repositoryId",
-                &id.to_string(),
-            )?;
-        }
-        if let Some(name) = &github.repository_full_name {
-            check(v2::GITHUB_REPOSITORY, "github.repositoryFullName", name)?;
-        }
-        if let Some(git_ref) = &github.git_ref {
-            check(v2::GITHUB_REF, "github.ref", git_ref)?;
-        }
-        if let Some(sha) = &github.head_sha {
-            check(v2::GITHUB_HEAD_SHA, "github.headSha", sha)?;
-        }
+        check(v2::GITHUB, "github", &compact(github))?;
     }
-    let mut name = String::with_capacity(64);
-    for (prefix, pairs, field) in [
-        (v2::PARAM_PREFIX, &envelope.params, "params"),
-        (v2::HEADER_PREFIX, &envelope.headers, "headers"),
-    ] {
-        for (key, value) in pairs {
-            if !name_token(key) {
-                return Err(HeaderError::Name(key.clone()));
-            }
-            name.clear();
-            name.push_str(prefix);
-            name.push_str(key);
-            check(&name, field, value)?;
-        }
+    if !envelope.params.is_empty() {
+        check(v2::PARAMS, "params", &compact(&envelope.params))?;
     }
+    check(v2::HEADERS, "headers", &compact(&envelope.headers))?;
     Ok(())
+}
+
+/// A structured field as one compact JSON header value.
+fn compact<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("maps of strings and plain structs serialize")
 }
 
 /// Reads a v2 message's headers (every `(name, value)` pair, in any order;
@@ -180,26 +130,18 @@ pub fn read_headers<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     subject: &str,
 ) -> Result<Envelope, HeaderError> {
-    let mut fields: BTreeMap<&'a str, &'a str> = BTreeMap::new();
-    let mut params = BTreeMap::new();
-    let mut request_headers = BTreeMap::new();
-    for (name, value) in pairs {
-        if let Some(key) = name.strip_prefix(v2::HEADER_PREFIX) {
-            request_headers.insert(key.to_owned(), value.to_owned());
-        } else if let Some(key) = name.strip_prefix(v2::PARAM_PREFIX) {
-            params.insert(key.to_owned(), value.to_owned());
-        } else {
-            fields.insert(name, value);
-        }
-    }
+    let fields: BTreeMap<&'a str, &'a str> = pairs.into_iter().collect();
     let optional = |name: &str| fields.get(name).map(|value| (*value).to_owned());
     let required = |name: &'static str| optional(name).ok_or(HeaderError::Missing(name));
-    let number = |name: &'static str| {
+    fn json<T: serde::de::DeserializeOwned>(
+        fields: &BTreeMap<&str, &str>,
+        name: &'static str,
+    ) -> Result<Option<T>, HeaderError> {
         fields
             .get(name)
-            .map(|value| value.parse::<u64>().map_err(|_| HeaderError::Invalid(name)))
+            .map(|value| serde_json::from_str(value).map_err(|_| HeaderError::Invalid(name)))
             .transpose()
-    };
+    }
     if fields.get(headers::ENVELOPE_VERSION) != Some(&"2") {
         return Err(HeaderError::Invalid(headers::ENVELOPE_VERSION));
     }
@@ -211,28 +153,10 @@ pub fn read_headers<'a>(
         Some(_) => return Err(HeaderError::Invalid(v2::BODY)),
         None => return Err(HeaderError::Missing(v2::BODY)),
     };
-    let payload_ref = match payload_encoding {
-        PayloadEncoding::Object => Some(PayloadRef {
-            bucket: required(v2::OBJECT_BUCKET)?,
-            name: required(v2::OBJECT_NAME)?,
-            size: number(v2::OBJECT_SIZE)?.ok_or(HeaderError::Missing(v2::OBJECT_SIZE))?,
-            sha256: required(v2::OBJECT_SHA256)?,
-        }),
-        _ => None,
-    };
-    let github = match optional(v2::GITHUB_DELIVERY) {
-        Some(delivery_id) => Some(GithubFields {
-            delivery_id,
-            hook_id: optional(v2::GITHUB_HOOK_ID),
-            event: required(v2::GITHUB_EVENT)?,
-            installation_id: number(v2::GITHUB_INSTALLATION_ID)?,
-            repository_id: number(v2::GITHUB_REPOSITORY_ID)?,
-            repository_full_name: optional(v2::GITHUB_REPOSITORY),
-            git_ref: optional(v2::GITHUB_REF),
-            head_sha: optional(v2::GITHUB_HEAD_SHA),
-        }),
-        None => None,
-    };
+    let payload_ref: Option<PayloadRef> = json(&fields, v2::OBJECT)?;
+    if payload_encoding == PayloadEncoding::Object && payload_ref.is_none() {
+        return Err(HeaderError::Missing(v2::OBJECT));
+    }
     let raw_query = optional(v2::QUERY);
     let query = raw_query
         .as_deref()
@@ -253,15 +177,15 @@ pub fn read_headers<'a>(
         received_at: required(v2::RECEIVED_AT)?,
         method: required(v2::METHOD)?,
         path: required(v2::PATH)?,
-        params,
+        params: json(&fields, v2::PARAMS)?.unwrap_or_default(),
         query,
         raw_query,
-        headers: request_headers,
+        headers: json(&fields, v2::HEADERS)?.ok_or(HeaderError::Missing(v2::HEADERS))?,
         content_type: optional(v2::CONTENT_TYPE),
         payload_encoding,
         payload: None,
-        payload_ref,
-        github,
+        payload_ref: payload_ref.filter(|_| payload_encoding == PayloadEncoding::Object),
+        github: json::<GithubFields>(&fields, v2::GITHUB)?,
     })
 }
 
