@@ -8,6 +8,9 @@
 //! ones skipped, a wanted one twice refused, `null` for an optional one is
 //! absent, `installation` and `repository` need a u64 `id`, and a struct
 //! may also come as an array of its fields in order, as serde derive allows.
+//! Strings serde_json decodes (member names at these levels, wanted values)
+//! must be UTF-8; skipped values are checked for grammar only, at any depth,
+//! since serde_json's recursion limit and UTF-8 check do not reach them.
 
 use std::borrow::Cow;
 

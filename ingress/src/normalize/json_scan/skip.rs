@@ -208,8 +208,8 @@ fn string_stop_sse2(bytes: &[u8], from: usize) -> usize {
     let quote = _mm_set1_epi8(b'"' as i8);
     let backslash = _mm_set1_epi8(b'\\' as i8);
     let last_control = _mm_set1_epi8(0x1f);
-    let (blocks, _) = bytes[from..].as_chunks::<16>();
-    for (index, block) in blocks.iter().enumerate() {
+    let mut pos = from;
+    while let Some(block) = bytes.get(pos..pos + 16) {
         // SAFETY: `block` is 16 readable bytes, and `loadu` takes any
         // alignment.
         let chunk = unsafe { _mm_loadu_si128(block.as_ptr().cast()) };
@@ -223,10 +223,11 @@ fn string_stop_sse2(bytes: &[u8], from: usize) -> usize {
         );
         let found = _mm_movemask_epi8(special);
         if found != 0 {
-            return from + index * 16 + found.trailing_zeros() as usize;
+            return pos + found.trailing_zeros() as usize;
         }
+        pos += 16;
     }
-    string_stop_words(bytes, from + blocks.len() * 16)
+    string_stop_words(bytes, pos)
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -228,9 +228,12 @@ fn member_names_are_decoded_and_checked() {
     check(b"\"\\ud800\"", Err(()));
 }
 
+/// A `string_stop` implementation.
+type StringStop = fn(&[u8], usize) -> usize;
+
 #[test]
 fn string_stop_finds_the_first_special_byte_at_every_offset() {
-    let stops: [(&str, fn(&[u8], usize) -> usize); 2] = [
+    let stops: [(&str, StringStop); 2] = [
         ("string_stop", string_stop),
         ("string_stop_words", string_stop_words),
     ];
