@@ -24,7 +24,10 @@ static ROUTE: LazyLock<Arc<Route>> = LazyLock::new(|| {
 
 static HEADERS: LazyLock<HeaderMap> = LazyLock::new(|| {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     headers.insert("x-github-event", HeaderValue::from_static("push"));
     headers.insert("x-github-delivery", HeaderValue::from_static("72d3162e"));
     headers
@@ -106,8 +109,14 @@ fuzz_target!(|body: &[u8]| {
     let github = built.github.expect("a github route normalizes");
     let repository = fields.repository.as_ref();
     assert_eq!(github.git_ref.as_deref(), fields.git_ref.as_deref());
-    assert_eq!(github.installation_id, fields.installation.map(|installation| installation.id));
-    assert_eq!(github.repository_id, repository.map(|repository| repository.id));
+    assert_eq!(
+        github.installation_id,
+        fields.installation.map(|installation| installation.id)
+    );
+    assert_eq!(
+        github.repository_id,
+        repository.map(|repository| repository.id)
+    );
     assert_eq!(
         github.repository_full_name.as_deref(),
         repository.and_then(|repository| repository.full_name.as_deref())
