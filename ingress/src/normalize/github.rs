@@ -1,11 +1,13 @@
 //! GitHub normalization (the openwork connector's envelope fields) from the
-//! delivery headers and a single borrowed parse of the payload.
+//! delivery headers and a single borrowed scan of the payload
+//! (`github_payload.rs`).
 
 use std::borrow::Cow;
 
 use http::HeaderMap;
 use schemas::GithubFields;
-use serde::Deserialize;
+
+use super::github_payload;
 
 pub(crate) const DELIVERY_HEADER: &str = "x-github-delivery";
 pub(crate) const EVENT_HEADER: &str = "x-github-event";
@@ -24,45 +26,6 @@ pub(crate) enum NormalizeError {
     MissingFormPayload,
 }
 
-/// The fields read from the payload; everything else is skipped unparsed.
-#[derive(Deserialize)]
-struct Fields<'a> {
-    #[serde(default, borrow, rename = "ref")]
-    git_ref: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    after: Option<Cow<'a, str>>,
-    #[serde(default)]
-    installation: Option<Id>,
-    #[serde(default, borrow)]
-    repository: Option<Repository<'a>>,
-    #[serde(default, borrow)]
-    pull_request: Option<PullRequest<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Id {
-    id: u64,
-}
-
-#[derive(Deserialize)]
-struct Repository<'a> {
-    id: u64,
-    #[serde(borrow)]
-    full_name: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct PullRequest<'a> {
-    #[serde(borrow)]
-    head: Option<Head<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Head<'a> {
-    #[serde(borrow)]
-    sha: Option<Cow<'a, str>>,
-}
-
 /// Headers GitHub always sends: the delivery GUID and the event name.
 pub(crate) fn delivery_and_event(headers: &HeaderMap) -> Result<(&str, &str), NormalizeError> {
     let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
@@ -79,14 +42,9 @@ pub(crate) fn delivery_and_event(headers: &HeaderMap) -> Result<(&str, &str), No
 /// form deliveries, the decoded `payload` field).
 pub(crate) fn normalize(headers: &HeaderMap, json: &[u8]) -> Result<GithubFields, NormalizeError> {
     let (delivery, event) = delivery_and_event(headers)?;
-    let fields: Fields<'_> =
-        serde_json::from_slice(json).map_err(|error| NormalizeError::Payload(error.to_string()))?;
-    let head_sha = fields.after.or_else(|| {
-        fields
-            .pull_request
-            .and_then(|pr| pr.head)
-            .and_then(|head| head.sha)
-    });
+    let payload =
+        github_payload::scan(json).map_err(|error| NormalizeError::Payload(error.to_string()))?;
+    let head_sha = payload.after.or(payload.head_sha);
     Ok(GithubFields {
         delivery_id: delivery.to_owned(),
         hook_id: headers
@@ -94,13 +52,13 @@ pub(crate) fn normalize(headers: &HeaderMap, json: &[u8]) -> Result<GithubFields
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
         event: event.to_owned(),
-        installation_id: fields.installation.map(|installation| installation.id),
-        repository_id: fields.repository.as_ref().map(|repository| repository.id),
-        repository_full_name: fields
+        installation_id: payload.installation_id,
+        repository_id: payload.repository.as_ref().map(|repository| repository.id),
+        repository_full_name: payload
             .repository
             .and_then(|repository| repository.full_name)
             .map(Cow::into_owned),
-        git_ref: fields.git_ref.map(Cow::into_owned),
+        git_ref: payload.git_ref.map(Cow::into_owned),
         head_sha: head_sha.map(Cow::into_owned),
     })
 }
@@ -112,6 +70,11 @@ pub(crate) fn form_payload(body: &[u8]) -> Result<Vec<u8>, NormalizeError> {
         .map(|(_, value)| value.into_owned().into_bytes())
         .ok_or(NormalizeError::MissingFormPayload)
 }
+
+#[cfg(test)]
+mod differential;
+#[cfg(test)]
+mod oracle;
 
 #[cfg(test)]
 mod tests {
