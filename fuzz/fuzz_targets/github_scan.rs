@@ -74,6 +74,7 @@ struct Head<'a> {
 }
 
 fuzz_target!(|body: &[u8]| {
+    let data = bytes::Bytes::copy_from_slice(body);
     let incoming = Incoming {
         route: &ROUTE,
         method: &Method::POST,
@@ -82,7 +83,7 @@ fuzz_target!(|body: &[u8]| {
         query: &[],
         raw_query: None,
         headers: &HEADERS,
-        body,
+        body: &data,
         received_at: at(0),
     };
     let built = envelope::build(

@@ -53,6 +53,9 @@ fn main() -> anyhow::Result<()> {
         )?;
         bytes += built.data.len();
     }
-    anyhow::ensure!(bytes == calls * body.len(), "every envelope carries the body");
+    anyhow::ensure!(
+        bytes == calls * body.len(),
+        "every envelope carries the body"
+    );
     Ok(())
 }
