@@ -88,6 +88,7 @@ pub async fn run<J: Job>(
     let lookups = prepared.idempotency.as_ref().map(|_| {
         runtime::lookups::Lookups::start(
             client.clone(),
+            &config.name,
             config.nats.publish_timeout,
             config.consumer.concurrency,
         )

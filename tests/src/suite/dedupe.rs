@@ -118,3 +118,47 @@ async fn batched_lookups_skip_every_completed_key_and_run_the_rest() {
     expected.sort();
     assert_eq!(completed, expected, "each delivery reached the target once");
 }
+
+/// Why the results stream's `max_age` is the larger of `results.max_age`
+/// and `idempotency.ttl` (a completed result is the idempotency record of
+/// a delivery-id key): on nats-server 2.15 a message's own, longer
+/// `Nats-TTL` does not keep it past the stream's `max_age`.
+#[tokio::test]
+async fn a_longer_message_ttl_does_not_outlive_the_stream_max_age() {
+    let nats = NatsServer::start().await;
+    let jetstream = nats.jetstream().await;
+    let stream = jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "TTL_PROBE".to_owned(),
+            subjects: vec!["probe.>".to_owned()],
+            max_age: Duration::from_secs(1),
+            allow_message_ttl: true,
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-TTL", "1h");
+    jetstream
+        .publish_with_headers("probe.long", headers, "ttl 1h".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("PubAck");
+    let stored = |subject: &'static str| {
+        let stream = stream.clone();
+        async move {
+            stream
+                .get_last_raw_message_by_subject(subject)
+                .await
+                .is_ok()
+        }
+    };
+    assert!(stored("probe.long").await, "stored at first");
+    eventually(
+        Duration::from_secs(10),
+        "max_age to remove the message despite its 1h TTL",
+        || async { (!stored("probe.long").await).then_some(()) },
+    )
+    .await;
+}

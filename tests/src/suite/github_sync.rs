@@ -311,6 +311,19 @@ async fn pushes_sync_the_commit_tree_and_a_repeated_head_is_skipped() {
         "{result:?}"
     );
     assert!(marker.exists(), "the folder was synced again");
+    // A head-SHA key is not the delivery id: its records stay in KV, one
+    // per synced head.
+    let recorded: Vec<String> = super::dedupe_record::kv_records(&setup.nats)
+        .await
+        .iter()
+        .map(|record| record["key"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        recorded,
+        [first.as_str(), second.as_str()]
+            .map(|sha| format!("github-sync:plugins:{REPOSITORY_ID}:{sha}")),
+        "the head-SHA keys in KV"
+    );
     assert_eq!(
         std::fs::read_to_string(setup.folder().join("README.md")).expect("synced"),
         "# plugins, v2\n"

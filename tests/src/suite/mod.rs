@@ -9,6 +9,7 @@ mod broker_faults;
 mod cli;
 mod cluster;
 mod dedupe;
+mod dedupe_record;
 mod dev_mode;
 mod dlq;
 mod faults;

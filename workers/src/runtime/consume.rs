@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::dedupe::Record;
 use super::delivery::{self, Delivery};
 use super::lookups::Lookups;
 use super::outcome::{self, Context};
@@ -188,6 +189,7 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
             },
             subject: &subject,
             stream_sequence,
+            completed_before: false,
         };
         let read = match parsed {
             Ok(read) => read,
@@ -197,6 +199,7 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
             }
         };
         if attempt > shared.config.consumer.max_deliver {
+            context.completed_before = completed_before(shared, &delivery_id).await;
             let reason = format!(
                 "{} deliveries ended without an outcome (the worker may have crashed on it)",
                 shared.config.consumer.max_deliver
@@ -208,10 +211,12 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
         let payload = match payload {
             Ok(payload) => payload,
             Err(error) if error.is_transient() => {
+                context.completed_before = completed_before(shared, &delivery_id).await;
                 outcome::apply(&context, Outcome::retry(error.to_string())).await;
                 return;
             }
             Err(error) => {
+                context.completed_before = completed_before(shared, &delivery_id).await;
                 outcome::give_up(&context, &error.to_string()).await;
                 return;
             }
@@ -243,16 +248,19 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
         let forced = header(REPLAY_FORCE).is_some();
         let job_key = shared.job.key(&delivery);
         context.attempt.key = job_key.as_deref();
-        if let (Some(lookups), Some(key)) = (&shared.lookups, &job_key)
-            && !forced
-            && lookups.is_completed(&worker, key).await
-        {
-            outcome::apply(
-                &context,
-                Outcome::Skip(format!("idempotency key {key} already completed")),
-            )
-            .await;
-            return;
+        if let (Some(lookups), Some(key)) = (&shared.lookups, &job_key) {
+            // A forced replay runs anyway; it looks a delivery-id key up
+            // only so that its results carry an earlier completion forward.
+            let wanted = !forced || Record::of(key, &delivery_id) == Record::Result;
+            context.completed_before = wanted && lookups.is_completed(key, &delivery_id).await;
+            if context.completed_before && !forced {
+                outcome::apply(
+                    &context,
+                    Outcome::Skip(format!("idempotency key {key} already completed")),
+                )
+                .await;
+                return;
+            }
         }
         let outcome = run_with_progress(shared, &message, &delivery, &release).await;
         match outcome {
@@ -268,6 +276,17 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
     }
     .instrument(span)
     .await;
+}
+
+/// Whether the delivery's last result records a completion, for a result
+/// published before its job's key is known (the payload unreadable, the
+/// attempts used up): that result becomes the delivery's last, so it
+/// carries the completion forward. Only on these rare paths.
+async fn completed_before<J: Job>(shared: &Shared<J>, delivery_id: &str) -> bool {
+    match &shared.lookups {
+        Some(lookups) => lookups.is_completed(delivery_id, delivery_id).await,
+        None => false,
+    }
 }
 
 /// How long a fetch waits for more free slots, and for how many (a

@@ -3,7 +3,8 @@
 //!
 //! Every attempt's result is sent before its acknowledgement (see
 //! `report.rs`). A completion is acknowledged with a plain ack once its
-//! idempotency key is recorded: if that ack is lost, the redelivery finds
+//! idempotency key is recorded (`dedupe.rs`: the `completed` result itself
+//! for a delivery-id key, else a KV record): if that ack is lost, the redelivery finds
 //! the key and is skipped (reported `skipped`), so waiting for the server
 //! to confirm the ack would buy nothing. Without a recorded key (no
 //! idempotency, or recording failed) the ack is confirmed. Skips are plain
@@ -16,7 +17,7 @@ use schemas::JobStatus;
 use tracing::{debug, error, warn};
 
 use super::dead_letter::{self, GiveUp};
-use super::dedupe::{self, Completion};
+use super::dedupe::{self, Completion, Record};
 use super::delivery;
 use super::report::{self, Attempt, Reporter};
 use super::{Outcome, Report, backoff};
@@ -33,6 +34,10 @@ pub struct Context<'a> {
     pub attempt: Attempt<'a>,
     pub subject: &'a str,
     pub stream_sequence: u64,
+    /// The delivery's key had completed before this attempt (a forced
+    /// replay, or a redelivery skipped for it): every result of the
+    /// attempt carries the completion forward.
+    pub completed_before: bool,
 }
 
 /// Acknowledges according to `outcome` and publishes the job result.
@@ -42,19 +47,7 @@ pub async fn apply(context: &Context<'_>, outcome: Outcome) {
     match outcome {
         Outcome::Done(report) => {
             let status = report.status();
-            publish(context, status, Some(&report), None).await;
-            let recorded = match (context.idempotency, context.attempt.key) {
-                (Some(store), Some(key)) => {
-                    let completion = Completion {
-                        key,
-                        worker,
-                        delivery_id: context.attempt.delivery_id,
-                        completed_at: &report::rfc3339(SystemTime::now()),
-                    };
-                    dedupe::record(store, &completion, context.config.idempotency.ttl).await
-                }
-                _ => false,
-            };
+            let recorded = record(context, &report).await;
             if recorded {
                 ack(context.message, AckKind::Ack).await;
             } else {
@@ -85,6 +78,41 @@ pub async fn apply(context: &Context<'_>, outcome: Outcome) {
             give_up(context, &error).await;
         }
         Outcome::Fail(error) => give_up(context, &error).await,
+    }
+}
+
+/// Publishes a completion's result and records its key; whether the key
+/// is recorded (its record has a PubAck). A delivery-id key's record is
+/// the result itself, so that PubAck is awaited here; another key's
+/// result is sent and its record written to the bucket.
+async fn record(context: &Context<'_>, report: &Report) -> bool {
+    let status = report.status();
+    let result = report::result(&context.attempt, status, Some(report), None);
+    let timeout = context.config.nats.publish_timeout;
+    match (context.idempotency, context.attempt.key) {
+        (Some(_), Some(key)) if Record::of(key, context.attempt.delivery_id) == Record::Result => {
+            report::publish(context.jetstream, &result, timeout).await
+        }
+        (Some(store), Some(key)) => {
+            context
+                .reporter
+                .send(context.jetstream, &result, true, timeout)
+                .await;
+            let completion = Completion {
+                key,
+                worker: context.config.name.as_str(),
+                delivery_id: context.attempt.delivery_id,
+                completed_at: &report::rfc3339(SystemTime::now()),
+            };
+            dedupe::record(store, &completion, context.config.idempotency.ttl).await
+        }
+        _ => {
+            context
+                .reporter
+                .send(context.jetstream, &result, true, timeout)
+                .await;
+            false
+        }
     }
 }
 
@@ -139,6 +167,7 @@ async fn publish(
         .send(
             context.jetstream,
             &result,
+            context.completed_before,
             context.config.nats.publish_timeout,
         )
         .await;

@@ -5,7 +5,10 @@
 //! A result is sent before the attempt's acknowledgement, on the same
 //! connection, so it is stored before any later attempt of the delivery
 //! can start; its PubAck is awaited in a task of its own (at most
-//! [`Reporter`]'s limit at once) instead of holding the job's slot.
+//! [`Reporter`]'s limit at once) instead of holding the job's slot —
+//! except a completion that is its delivery's idempotency record
+//! ([`publish`], awaited before the ack). Every result of a completed
+//! delivery carries `broker::results::COMPLETED`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -58,22 +61,44 @@ pub fn result(
     }
 }
 
-/// Publishes a result and waits for its PubAck (at most `timeout`); a
-/// failure is logged. The runtime itself goes through [`Reporter`].
-pub async fn publish(jetstream: &jetstream::Context, result: &JobResult, timeout: Duration) {
+/// Publishes a result and waits for its PubAck (at most `timeout`):
+/// whether it is stored. A `completed` or `partial` result is marked
+/// [`broker::results::COMPLETED`]. A failure is logged. The runtime uses
+/// this for a result that is the delivery's idempotency record
+/// (`dedupe::Record`), and [`Reporter`] for the others.
+pub async fn publish(
+    jetstream: &jetstream::Context,
+    result: &JobResult,
+    timeout: Duration,
+) -> bool {
+    let completed = matches!(result.status, JobStatus::Completed | JobStatus::Partial);
     let payload = serde_json::to_vec(result).expect("a job result always serializes");
     let subject = broker::results::subject(&result.worker, &result.delivery_id);
-    if let Err(error) = broker::publish::publish(
+    match broker::publish::publish(
         jetstream,
         subject,
-        async_nats::HeaderMap::new(),
+        headers(completed),
         payload.into(),
         timeout,
     )
     .await
     {
-        warn!(error = %error, "publishing the job result failed");
+        Ok(_) => true,
+        Err(error) => {
+            warn!(error = %error, "publishing the job result failed");
+            false
+        }
     }
+}
+
+/// A result's headers: [`broker::results::COMPLETED`] on every result of
+/// a delivery whose job completed.
+fn headers(completed: bool) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    if completed {
+        headers.insert(broker::results::COMPLETED, "1");
+    }
+    headers
 }
 
 /// Sends results and awaits their PubAcks off the job's path. Results are
@@ -101,6 +126,7 @@ impl Reporter {
         &self,
         jetstream: &jetstream::Context,
         result: &JobResult,
+        completed: bool,
         timeout: Duration,
     ) {
         let permit = self
@@ -114,7 +140,7 @@ impl Reporter {
         let sent = broker::publish::send(
             jetstream,
             subject,
-            async_nats::HeaderMap::new(),
+            headers(completed),
             payload.into(),
             timeout,
         )

@@ -27,7 +27,7 @@ pub async fn prepare(
     ensure_stream(jetstream, catalog::dead_letters(), placement).await?;
     ensure_stream(
         jetstream,
-        catalog::results(config.results_max_age),
+        catalog::results(results_max_age(config)),
         placement,
     )
     .await?;
@@ -57,4 +57,17 @@ pub async fn prepare(
         consumer,
         idempotency,
     })
+}
+
+/// How long the results stream keeps messages: `results.max_age`, or
+/// `idempotency.ttl` when longer, because a delivery-id key's completion
+/// is recorded in its result (`dedupe.rs`) and must live that long — a
+/// longer `Nats-TTL` on the message would not outlive the stream's
+/// `max_age`.
+fn results_max_age(config: &RuntimeConfig) -> std::time::Duration {
+    if config.idempotency.enabled {
+        config.results_max_age.max(config.idempotency.ttl)
+    } else {
+        config.results_max_age
+    }
 }
