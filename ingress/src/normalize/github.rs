@@ -73,8 +73,8 @@ pub(crate) fn form_payload(body: &[u8]) -> Result<Vec<u8>, NormalizeError> {
 
 #[cfg(test)]
 mod differential;
-#[cfg(test)]
-mod oracle;
+#[cfg(any(test, fuzzing))]
+pub(crate) mod oracle;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! The serde_json reading of a GitHub payload that `github_payload.rs`
 //! replaced, kept as the tests' oracle: the one-pass scan must give its
-//! verdict and its fields for every input.
+//! verdict and its fields for every input (the unit tests here, the
+//! `github_scan` fuzz target through `ingress::github_fields_oracle`).
 
 use std::borrow::Cow;
 
@@ -50,7 +51,7 @@ struct Head<'a> {
 }
 
 /// `github::normalize` as it was, with `serde_json::from_slice`.
-pub(super) fn normalize(headers: &HeaderMap, json: &[u8]) -> Result<GithubFields, NormalizeError> {
+pub(crate) fn normalize(headers: &HeaderMap, json: &[u8]) -> Result<GithubFields, NormalizeError> {
     let (delivery, event) = delivery_and_event(headers)?;
     let fields: Fields<'_> =
         serde_json::from_slice(json).map_err(|error| NormalizeError::Payload(error.to_string()))?;
