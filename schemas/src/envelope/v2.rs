@@ -196,9 +196,7 @@ pub fn read_headers<'a>(
 pub fn to_v1_json<P>(envelope: &Envelope<P>, body: &[u8]) -> Vec<u8> {
     use base64::Engine as _;
     let verbatim = envelope.payload_encoding == PayloadEncoding::Json
-        && super::embeddable(body)
-        && std::str::from_utf8(body).is_ok()
-        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+        && crate::webhook_item::embeddable_json(body).is_some();
     let (encoding, encoded) = match envelope.payload_encoding {
         PayloadEncoding::Object => (PayloadEncoding::Object, None),
         PayloadEncoding::Empty if body.is_empty() => (PayloadEncoding::Empty, None),
