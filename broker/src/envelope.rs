@@ -18,6 +18,23 @@ pub struct Read {
     /// The body exactly as the provider sent it; `None` when it is in the
     /// object store (`payload_ref`, fetched with `payload::fetch`).
     pub body: Option<Bytes>,
+    /// The stored document of a v1 message; `None` for v2.
+    pub v1_document: Option<Bytes>,
+}
+
+impl Read {
+    /// The delivery as one envelope v1 document: the stored one, or a
+    /// rendering of a v2 message (the body inline, or an `object`
+    /// delivery's reference).
+    pub fn v1_json(&self) -> Bytes {
+        match &self.v1_document {
+            Some(document) => document.clone(),
+            None => {
+                let body = self.body.as_deref().unwrap_or_default();
+                Bytes::from(v2::to_v1_json(&self.envelope, body))
+            }
+        }
+    }
 }
 
 /// Why a message is not a delivery.
@@ -38,8 +55,7 @@ pub fn header_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     })
 }
 
-/// Whether the message is an envelope v2.
-pub fn is_v2(headers: Option<&HeaderMap>) -> bool {
+fn is_v2(headers: Option<&HeaderMap>) -> bool {
     headers
         .and_then(|headers| headers.get(ENVELOPE_VERSION))
         .is_some_and(|version| version.as_str() == "2")
@@ -51,7 +67,11 @@ pub fn read(subject: &str, headers: Option<&HeaderMap>, data: &Bytes) -> Result<
         let envelope = v2::read_headers(header_pairs(headers), subject)
             .map_err(|error| ReadError::NotAnEnvelope(error.to_string()))?;
         let body = (envelope.payload_encoding != PayloadEncoding::Object).then(|| data.clone());
-        return Ok(Read { envelope, body });
+        return Ok(Read {
+            envelope,
+            body,
+            v1_document: None,
+        });
     }
     let mut envelope: Envelope = serde_json::from_slice(data)
         .map_err(|error| ReadError::NotAnEnvelope(error.to_string()))?;
@@ -63,7 +83,11 @@ pub fn read(subject: &str, headers: Option<&HeaderMap>, data: &Bytes) -> Result<
     }
     let body = v1_body(&envelope)?;
     envelope.payload = None;
-    Ok(Read { envelope, body })
+    Ok(Read {
+        envelope,
+        body,
+        v1_document: Some(data.clone()),
+    })
 }
 
 /// The body of a v1 document's inline payload; `None` for `object`.
@@ -88,18 +112,6 @@ fn v1_body(envelope: &Envelope) -> Result<Option<Bytes>, ReadError> {
                 .map_err(|error| ReadError::Payload(error.to_string()))
         }
         PayloadEncoding::Object => Ok(None),
-    }
-}
-
-/// The v1 document of a message: the data itself for a v1 message, a
-/// rendering of the headers and body for a v2 one (`body` is the inline
-/// body; an `object` delivery keeps its reference).
-pub fn v1_json(headers: Option<&HeaderMap>, data: &Bytes, read: &Read) -> Bytes {
-    if is_v2(headers) {
-        let body = read.body.as_deref().unwrap_or_default();
-        Bytes::from(v2::to_v1_json(&read.envelope, body))
-    } else {
-        data.clone()
     }
 }
 
@@ -140,7 +152,7 @@ mod tests {
         assert_eq!(read.envelope.params["agent"], "flick");
         assert_eq!(read.envelope.headers["content-type"], "application/json");
 
-        let v1 = v1_json(Some(&headers), &data, &read);
+        let v1 = read.v1_json();
         let again = super::read("tidegate.in.r", None, &v1).expect("the v1 rendering reads");
         assert_eq!(again.body, read.body);
         assert_eq!(again.envelope.payload_encoding, PayloadEncoding::Json);
@@ -153,7 +165,7 @@ mod tests {
         // checks instead of producing a broken document.
         let (headers, data) = v2_message("json", b"{not json");
         let read = read("s", Some(&headers), &data).expect("reads");
-        let v1 = v1_json(Some(&headers), &data, &read);
+        let v1 = read.v1_json();
         let again = super::read("s", None, &v1).expect("reads");
         assert_eq!(again.envelope.payload_encoding, PayloadEncoding::Base64);
         assert_eq!(again.body.as_deref(), Some(&b"{not json"[..]));

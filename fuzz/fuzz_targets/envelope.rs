@@ -309,7 +309,7 @@ fn check_envelope(built: &Built, incoming: &Incoming<'_>, id: &str, subject: &st
         PayloadEncoding::Object => assert!(built.data.is_empty()),
         _ => assert_eq!(&built.data[..], body, "the data is the body"),
     }
-    let json = broker::envelope::v1_json(Some(&built.headers), &built.data, &read);
+    let json = read.v1_json();
     let envelope: Envelope = serde_json::from_slice(&json).expect("the envelope deserializes");
     assert_eq!(envelope.payload_encoding, read.envelope.payload_encoding);
     assert_eq!(envelope.version, schemas::envelope::VERSION);

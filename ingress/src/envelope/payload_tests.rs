@@ -42,7 +42,7 @@ fn round_trip(body: &[u8]) -> (PayloadEncoding, Vec<u8>) {
     assert_eq!(built.data, body, "the data is the body, untouched");
     let read = broker::envelope::read("r", Some(&built.headers), &built.data).expect("reads");
     assert_eq!(read.body.as_ref(), Some(&body));
-    let v1 = broker::envelope::v1_json(Some(&built.headers), &built.data, &read);
+    let v1 = read.v1_json();
     let again = broker::envelope::read("r", None, &v1).expect("the v1 rendering reads");
     assert_eq!(
         again.envelope.payload_encoding,

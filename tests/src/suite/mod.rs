@@ -89,7 +89,7 @@ pub(crate) fn copy_headers(
 pub(crate) fn envelope(message: &impl HoldsDelivery) -> schemas::Envelope {
     let (subject, headers, data) = message.parts();
     let read = broker::envelope::read(subject, headers, data).expect("the message is a delivery");
-    let v1 = broker::envelope::v1_json(headers, data, &read);
+    let v1 = read.v1_json();
     serde_json::from_slice(&v1).expect("the v1 rendering is an envelope v1")
 }
 

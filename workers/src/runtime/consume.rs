@@ -221,12 +221,10 @@ async fn process<J: Job>(shared: &Shared<J>, message: Message, release: Cancella
                 return;
             }
         };
-        let v1_document =
-            (!broker::envelope::is_v2(message.headers.as_ref())).then(|| message.payload.clone());
         let delivery = Delivery {
             envelope: read.envelope,
             payload,
-            v1_document,
+            v1_document: read.v1_document,
             subject: subject.clone(),
             stream_sequence,
             attempt,

@@ -100,7 +100,7 @@ pub async fn body(jetstream: &jetstream::Context, read: &Read) -> Result<Bytes, 
 /// stored when it is no envelope at all.
 pub fn dead_letter_document(subject: &str, headers: Option<&HeaderMap>, data: &Bytes) -> Bytes {
     match envelope::read(subject, headers, data) {
-        Ok(read) => envelope::v1_json(headers, data, &read),
+        Ok(read) => read.v1_json(),
         Err(_) => data.clone(),
     }
 }
